@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure logic of the dm-remap-v4 target: everything that can be decided without touching a
+//! kernel object.
+//!
+//! The same source files are compiled twice: by cargo on the host (this crate, where they are
+//! unit- and property-tested) and into the kernel module, which includes each file below as a
+//! submodule of its own `remap_core` module (see `src/dm_remap.rs`). Two rules follow:
+//! - files refer to each other as `super::name`, never `crate::name`;
+//! - nothing here allocates or depends on `std`: storage is always provided by the caller.
+
+// Tests run with std on the host; the library itself never uses it.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod table_line;
+pub mod status;
