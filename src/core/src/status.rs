@@ -128,9 +128,9 @@ mod tests {
     fn table_line_parses_back() {
         let mut s = String::new();
         write_table(&mut s, "8:0", "8:16", &Features::default()).unwrap();
-        let words: std::vec::Vec<&[u8]> = s.split(' ').map(str::as_bytes).collect();
+        let words: std::vec::Vec<&str> = s.split(' ').collect();
         let args = super::super::table_line::parse_args(&words).unwrap();
-        assert_eq!(args.main, b"8:0");
-        assert_eq!(args.spare, b"8:16");
+        assert_eq!(*args.main, "8:0");
+        assert_eq!(*args.spare, "8:16");
     }
 }

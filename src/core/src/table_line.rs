@@ -16,6 +16,7 @@
 //! `-EINVAL` for all of them except device-open failures, which keep the kernel's errno.
 
 use core::ffi::CStr;
+use core::num::{NonZeroU32, NonZeroU64};
 
 /// Sectors are always 512 bytes, whatever the device's logical block size.
 pub const SECTOR_SIZE: u32 = 512;
@@ -101,36 +102,37 @@ impl Features {
 
 /// The parsed constructor arguments. Device arguments are borrowed as given (a path or
 /// `major:minor`); the caller opens them with `dm_get_device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableArgs<'a> {
+#[derive(Debug, PartialEq, Eq)]
+pub struct TableArgs<'a, A> {
     /// The main (failing) device, as given.
-    pub main: &'a [u8],
+    pub main: &'a A,
     /// The spare device, as given.
-    pub spare: &'a [u8],
+    pub spare: &'a A,
     /// Feature arguments.
     pub features: Features,
 }
 
-/// Parses the constructor arguments (`argv` without the start, length and target name).
+/// Parses the constructor arguments (`argv` without the start, length and target name); each
+/// argument is anything that views as bytes (dm's C strings in the kernel).
 ///
 /// # Errors
 /// [`TableError::NotEnoughArguments`], [`TableError::InvalidFeatureCount`],
 /// [`TableError::UnknownFeature`] or [`TableError::TooManyArguments`].
-pub fn parse_args<'a>(argv: &[&'a [u8]]) -> Result<TableArgs<'a>, TableError> {
+pub fn parse_args<A: AsRef<[u8]>>(argv: &[A]) -> Result<TableArgs<'_, A>, TableError> {
     let (main, spare, rest) = match argv {
-        [main, spare, rest @ ..] => (*main, *spare, rest),
+        [main, spare, rest @ ..] => (main, spare, rest),
         _ => return Err(TableError::NotEnoughArguments),
     };
     let mut features = Features::default();
     if let Some((count, rest)) = rest.split_first() {
-        let count = parse_decimal(count).ok_or(TableError::InvalidFeatureCount)?;
+        let count = parse_decimal(count.as_ref()).ok_or(TableError::InvalidFeatureCount)?;
         let count = usize::try_from(count).map_err(|_| TableError::InvalidFeatureCount)?;
         if count > rest.len() {
             return Err(TableError::InvalidFeatureCount);
         }
         let (words, extra) = rest.split_at(count);
         for word in words {
-            parse_feature(&mut features, word)?;
+            parse_feature(&mut features, word.as_ref())?;
         }
         if !extra.is_empty() {
             return Err(TableError::TooManyArguments);
@@ -213,7 +215,8 @@ pub fn validate_geometry(g: &Geometry) -> Result<Layout, TableError> {
     }
     let unit_sectors = block_size_sectors(g.main_block_size)?;
     block_size_sectors(g.spare_block_size)?;
-    let unit = u64::from(unit_sectors);
+    // Division by a NonZero cannot fail: no panic path in the kernel build.
+    let unit = NonZeroU64::from(unit_sectors);
     if g.target_begin % unit != 0 {
         return Err(TableError::StartMisaligned);
     }
@@ -229,22 +232,22 @@ pub fn validate_geometry(g: &Geometry) -> Result<Layout, TableError> {
     if g.spare_sectors < MIN_SPARE_SECTORS {
         return Err(TableError::SpareTooSmall);
     }
-    let spare_data_start = SPARE_METADATA_SECTORS.div_ceil(unit);
+    let spare_data_start = SPARE_METADATA_SECTORS / unit + u64::from(SPARE_METADATA_SECTORS % unit != 0);
     let spare_data_end = g.spare_sectors / unit;
     if spare_data_end <= spare_data_start {
         return Err(TableError::SpareTooSmall);
     }
     Ok(Layout {
-        unit_sectors,
+        unit_sectors: unit_sectors.get(),
         spare_data_start,
         spare_data_end,
     })
 }
 
 /// A logical block size in sectors, if it is a power of two from 512 to 65536 bytes.
-fn block_size_sectors(bytes: u32) -> Result<u32, TableError> {
+fn block_size_sectors(bytes: u32) -> Result<NonZeroU32, TableError> {
     if bytes.is_power_of_two() && (SECTOR_SIZE..=65536).contains(&bytes) {
-        Ok(bytes / SECTOR_SIZE)
+        NonZeroU32::new(bytes / SECTOR_SIZE).ok_or(TableError::InvalidBlockSize)
     } else {
         Err(TableError::InvalidBlockSize)
     }

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A bio as a target sees it in `map`: read its operation and position, point it at another
+//! device and sector.
+//!
+//! C header: [`include/linux/blk_types.h`](srctree/include/linux/blk_types.h).
+
+use super::bindings;
+use super::device::DmDev;
+use kernel::types::Opaque;
+
+/// A bio owned by device-mapper and lent to a target's `map`.
+///
+/// # Invariants
+/// The wrapped `struct bio` is valid and not used by anyone else for as long as the reference
+/// to this `Bio` lives (dm core hands a clone to exactly one target call at a time).
+#[repr(transparent)]
+pub struct Bio(Opaque<bindings::bio>);
+
+impl Bio {
+    /// Borrows a `Bio` from a raw pointer.
+    ///
+    /// # Safety
+    /// `ptr` is a valid bio that nothing else accesses during `'a`.
+    pub(crate) unsafe fn from_raw_mut<'a>(ptr: *mut bindings::bio) -> &'a mut Self {
+        // SAFETY: `Bio` is a transparent wrapper of `bio`; validity and exclusivity are the
+        // caller's duty.
+        unsafe { &mut *ptr.cast::<Self>() }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::bio {
+        self.0.get()
+    }
+
+    fn opf(&self) -> bindings::blk_opf_t {
+        // SAFETY: by the type invariant the bio is valid; `bi_opf` is a plain integer.
+        unsafe { (*self.as_ptr()).bi_opf }
+    }
+
+    /// The bio carries `REQ_PREFLUSH`: caches must be flushed before it.
+    pub fn is_preflush(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_PREFLUSH != 0
+    }
+
+    /// First sector (512 bytes) the bio addresses, on the device it currently targets.
+    pub fn sector(&self) -> u64 {
+        // SAFETY: by the type invariant the bio is valid.
+        unsafe { (*self.as_ptr()).bi_iter.bi_sector }
+    }
+
+    /// Size of the bio in sectors (512 bytes); 0 for an empty flush.
+    pub fn sectors(&self) -> u32 {
+        // SAFETY: by the type invariant the bio is valid.
+        unsafe { (*self.as_ptr()).bi_iter.bi_size >> 9 }
+    }
+
+    /// Points the bio at `sector` (512-byte units) of the device it targets.
+    pub fn set_sector(&mut self, sector: u64) {
+        // SAFETY: by the type invariant the bio is valid and ours to modify.
+        unsafe { (*self.as_ptr()).bi_iter.bi_sector = sector };
+    }
+
+    /// Points the bio at `dev` (`bio_set_dev`).
+    pub fn set_dev(&mut self, dev: &DmDev) {
+        // SAFETY: the bio is valid and ours (type invariant); `dev.bdev_ptr()` is a live block
+        // device held open by the table for at least as long as this bio is in flight.
+        unsafe { bindings::dmr_bio_set_dev(self.as_ptr(), dev.bdev_ptr()) };
+    }
+
+    /// Which of the target's `num_flush_bios` (or discard/write-zeroes) clones this is.
+    pub fn target_bio_nr(&self) -> u32 {
+        // SAFETY: the bio is a dm clone (it was passed to a target's map).
+        unsafe { bindings::dm_bio_get_target_bio_nr(self.as_ptr()) }
+    }
+}

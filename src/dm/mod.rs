@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A small safe abstraction over the kernel's device-mapper target interface.
+//!
+//! Every `unsafe` block of the module lives in this folder, each with a `// SAFETY:` comment;
+//! targets are written against [`Target`] in safe Rust. Shaped after the in-tree Rust block
+//! abstractions (`rust/kernel/block/mq.rs`): a `#[vtable]` trait, `extern "C"` trampolines,
+//! RAII wrappers for what dm lends or hands over.
+
+// Written as a library API (as it would be in the kernel crate), used by one target here.
+#![allow(unreachable_pub)]
+
+mod bindings;
+pub mod bio;
+pub mod device;
+pub mod result_buffer;
+pub mod target;
+
+pub use bio::Bio;
+pub use device::{DeviceVisitor, DmDev, QueueLimits};
+pub use result_buffer::ResultBuffer;
+pub use target::{Arg, CtrContext, CtrError, MapResult, Registration, StatusKind, Target, TargetInfo};
+
+/// Adds a `field=value` string to the module's `.modinfo` section (what `modinfo` prints),
+/// for fields the kernel crate's `module!` macro does not offer, such as `version`.
+#[macro_export]
+macro_rules! modinfo {
+    ($name:ident, $field:literal, $value:expr) => {
+        #[link_section = ".modinfo"]
+        #[used]
+        static $name: [u8; concat!($field, "=", $value, "\0").len()] = {
+            const TEXT: &[u8] = concat!($field, "=", $value, "\0").as_bytes();
+            let mut out = [0u8; TEXT.len()];
+            let mut i = 0;
+            while i < TEXT.len() {
+                out[i] = TEXT[i];
+                i += 1;
+            }
+            out
+        };
+    };
+}

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dm-remap: a device-mapper target (`dm-remap-v4`) that keeps a disk with failing sectors
+//! usable by redirecting failed units to a spare device.
+//!
+//! Layout: `dm/` is the safe abstraction over the kernel's device-mapper interface (all
+//! `unsafe` lives there); `remap.rs` is the target, in safe Rust; `remap_core` is the pure
+//! logic shared with the host crate in `src/core` (tested there with cargo).
+
+use kernel::prelude::*;
+
+mod dm;
+mod remap;
+
+/// The pure core (`src/core/src`), compiled into the module file by file.
+#[forbid(unsafe_code)]
+#[allow(unreachable_pub, dead_code)]
+#[path = "core/src"]
+mod remap_core {
+    #[path = "status.rs"]
+    pub mod status;
+    #[path = "table_line.rs"]
+    pub mod table_line;
+}
+
+module! {
+    type: DmRemapModule,
+    name: "dm_remap",
+    author: "dm-remap developers",
+    description: "Device-mapper target remapping failing sectors to a spare device",
+    license: "GPL",
+    alias: ["dm-dm-remap-v4"],
+}
+
+modinfo!(DM_REMAP_MODINFO_VERSION, "version", "4.0.0");
+
+struct DmRemapModule {
+    _target: dm::Registration<remap::Remap>,
+}
+
+impl kernel::Module for DmRemapModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(Self { _target: dm::Registration::new(module)? })
+    }
+}
