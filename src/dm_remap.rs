@@ -4,19 +4,33 @@
 //! usable by redirecting failed units to a spare device.
 //!
 //! Layout: `dm/` is the safe abstraction over the kernel's device-mapper interface (all
-//! `unsafe` lives there); `remap.rs` is the target, in safe Rust; `remap_core` is the pure
+//! `unsafe` lives there); `remap.rs` (routing), `repair.rs` (the worker), `messages.rs`,
+//! `table.rs` (the RCU remap table) are the target, in safe Rust; `remap_core` is the pure
 //! logic shared with the host crate in `src/core` (tested there with cargo).
 
 use kernel::prelude::*;
 
 mod dm;
+mod inflight;
+mod messages;
 mod remap;
+mod repair;
+mod stats;
+mod table;
 
 /// The pure core (`src/core/src`), compiled into the module file by file.
 #[forbid(unsafe_code)]
 #[allow(unreachable_pub, dead_code)]
 #[path = "core/src"]
 mod remap_core {
+    #[path = "message.rs"]
+    pub mod message;
+    #[path = "region_map.rs"]
+    pub mod region_map;
+    #[path = "remap_table.rs"]
+    pub mod remap_table;
+    #[path = "spare_alloc.rs"]
+    pub mod spare_alloc;
     #[path = "status.rs"]
     pub mod status;
     #[path = "table_line.rs"]

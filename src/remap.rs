@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The dm-remap-v4 target: constructor, bio mapping, status.
+//! The dm-remap-v4 target: constructor, bio routing, completion, status.
 //!
 //! Table line (see `docs/table-line.md`):
 //!
@@ -8,47 +8,95 @@
 //! <start> <len> dm-remap-v4 <main_dev> <spare_dev> [<#feature_args> <feature_arg>...]
 //! ```
 //!
-//! Target sector `s` (relative to `<start>`) is main sector `s`. Flushes go to both devices,
-//! since remapped data lives on the spare; discards and write-zeroes go to main.
+//! Routing (`map`): target sector `s` is main sector `s` unless its unit is in the remap
+//! table. A bio that touches no remapped unit goes to main whole; otherwise it is cut so that
+//! each piece goes wholly to main or wholly to one spare unit. A write to a pending unit is
+//! deferred to the worker, which gives it a spare unit. Flushes go to both devices.
+//!
+//! Errors (`end_io`, then the worker in `repair.rs`): a failed write is retried unit by unit
+//! and the failing units are remapped; a failed read is narrowed to its failing units, which
+//! are marked pending, and the error is returned.
 
 #![forbid(unsafe_code)]
 
 use crate::dm::{
-    Arg, Bio, CtrContext, CtrError, DeviceVisitor, DmDev, MapResult, QueueLimits, ResultBuffer,
-    StatusKind, Target, TargetInfo,
+    Arg, Bio, BioOp, BioSet, BlkStatus, CtrContext, DeferredBio, DeviceVisitor, DmDev, EndIo,
+    MapResult, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, StatusKind, Target,
+    TargetError, TargetInfo,
 };
+use crate::inflight::InflightWrites;
+use crate::remap_core::remap_table::Entry;
 use crate::remap_core::status::{self, Counters, Health};
 use crate::remap_core::table_line::{self, Features, Geometry, Layout, TableError};
+use crate::stats::Stats;
+use crate::table::RemapTable;
 use core::ffi::CStr;
-use kernel::ffi::c_int;
 use core::fmt::Write;
+use kernel::ffi::c_int;
 use kernel::prelude::*;
 
 /// Clone index of the flush sent to the main device; the other one goes to the spare.
 const FLUSH_BIO_MAIN: u32 = 0;
 
+/// Most units `map` examines for one bio; the rest of a longer bio comes back in a new call.
+/// Bounds the work of a huge discard in a region with remaps.
+const MAX_UNITS_PER_MAP: u64 = 2048;
+
+/// Clones the worker's bio set keeps in reserve.
+const BIOSET_POOL: u32 = 16;
+
 /// One dm-remap-v4 target instance.
 pub(crate) struct Remap {
-    main: DmDev,
-    spare: DmDev,
+    pub(crate) main: DmDev,
+    pub(crate) spare: DmDev,
     features: Features,
-    layout: Layout,
+    pub(crate) layout: Layout,
+    pub(crate) table: RemapTable,
+    pub(crate) stats: Stats,
+    pub(crate) inflight: InflightWrites,
+    pub(crate) bioset: BioSet,
+    pub(crate) log_limit: RateLimit,
 }
 
-fn refuse(e: TableError) -> CtrError {
-    CtrError::invalid(e.message())
+/// Where `map` sent a bio, for `end_io` to know which device failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// To the main device.
+    #[default]
+    Main,
+    /// To one unit of the spare device.
+    Spare,
+    /// An empty flush, to either device.
+    Flush,
 }
 
-fn open(ctx: &mut CtrContext, path: &Arg<'_>, e: TableError) -> Result<DmDev, CtrError> {
-    ctx.get_device(path).map_err(|errno| CtrError { message: e.message(), errno })
+/// What the target keeps with each bio.
+#[derive(Default)]
+pub(crate) struct PerBio {
+    route: Route,
+    /// The epoch the write was counted in ([`InflightWrites`]), until `end_io`.
+    write_epoch: Option<u8>,
+}
+
+fn refuse(e: TableError) -> TargetError {
+    TargetError::invalid(e.message())
+}
+
+fn open(ctx: &mut CtrContext, path: &Arg<'_>, e: TableError) -> Result<DmDev, TargetError> {
+    ctx.get_device(path).map_err(|errno| TargetError { message: e.message(), errno })
+}
+
+fn no_memory(_: Error) -> TargetError {
+    TargetError { message: c"Cannot allocate remap table", errno: ENOMEM }
 }
 
 #[vtable]
 impl Target for Remap {
     const NAME: &'static CStr = c"dm-remap-v4";
     const VERSION: [u32; 3] = [4, 0, 0];
+    type PerBio = PerBio;
 
-    fn ctr(ctx: &mut CtrContext, args: &[Arg<'_>]) -> Result<Self, CtrError> {
+    fn ctr(ctx: &mut CtrContext, args: &[Arg<'_>]) -> Result<Self, TargetError> {
         let table = table_line::parse_args(args).map_err(refuse)?;
         // Devices are put back by DmDev's drop on every error path below.
         let main = open(ctx, table.main, TableError::CannotOpenMain)?;
@@ -63,25 +111,103 @@ impl Target for Remap {
             same_device: main.devt() == spare.devt(),
         })
         .map_err(refuse)?;
+        let main_units = layout.unit_of(ctx.info().len());
+        let remap_table = RemapTable::new(main_units, &layout).map_err(no_memory)?;
+        let bioset = BioSet::new(BIOSET_POOL).map_err(no_memory)?;
+        let log_limit = RateLimit::new().map_err(no_memory)?;
         ctx.set_num_flush_bios(2);
         ctx.set_num_discard_bios(1);
         ctx.set_num_write_zeroes_bios(1);
-        Ok(Self { main, spare, features: table.features, layout })
+        Ok(Self {
+            main,
+            spare,
+            features: table.features,
+            layout,
+            table: remap_table,
+            stats: Stats::default(),
+            inflight: InflightWrites::default(),
+            bioset,
+            log_limit,
+        })
     }
 
-    fn map(&self, ti: &TargetInfo, bio: &mut Bio) -> MapResult {
+    fn map(&self, ti: &TargetInfo, bio: &mut Bio, pb: &mut PerBio) -> MapResult {
         if bio.is_preflush() && bio.sectors() == 0 {
+            pb.route = Route::Flush;
             let dev = if bio.target_bio_nr() == FLUSH_BIO_MAIN { &self.main } else { &self.spare };
             bio.set_dev(dev);
             return MapResult::Remapped;
         }
         // dm only hands us bios inside the target, so this cannot underflow; refuse if it did.
-        let Some(sector) = bio.sector().checked_sub(ti.begin()) else {
+        let Some(start) = bio.sector().checked_sub(ti.begin()) else {
             return MapResult::Kill;
         };
-        bio.set_dev(&self.main);
-        bio.set_sector(sector);
-        MapResult::Remapped
+        let op = bio.op();
+        if op != BioOp::Read {
+            // Counted before the lookup: see `InflightWrites`.
+            pb.write_epoch = Some(self.inflight.enter());
+        }
+        let first = self.layout.unit_of(start);
+        let units = self.layout.unit_of(u64::from(bio.sectors())).max(1);
+        match self.route(first, units, op) {
+            Routing::Main(n) => {
+                if n < units {
+                    // n < units <= sectors, so the sector count fits.
+                    bio.accept_partial(u32::try_from(self.layout.sector_of(n)).unwrap_or(u32::MAX));
+                }
+                pb.route = Route::Main;
+                bio.set_dev(&self.main);
+                bio.set_sector(start);
+                MapResult::Remapped
+            }
+            Routing::Spare(spare_unit) => {
+                bio.accept_partial(self.layout.unit_sectors);
+                pb.route = Route::Spare;
+                bio.set_dev(&self.spare);
+                bio.set_sector(self.layout.sector_of(spare_unit));
+                MapResult::Remapped
+            }
+            Routing::Worker => {
+                bio.accept_partial(self.layout.unit_sectors);
+                // The worker serialises with table writers itself; stop counting the write.
+                if let Some(epoch) = pb.write_epoch.take() {
+                    self.inflight.exit(epoch);
+                }
+                MapResult::Defer
+            }
+        }
+    }
+
+    fn end_io(&self, ti: &TargetInfo, bio: &mut Bio, status: BlkStatus, pb: &mut PerBio) -> EndIo {
+        if let Some(epoch) = pb.write_epoch.take() {
+            self.inflight.exit(epoch);
+        }
+        if status.is_ok() {
+            return EndIo::Done(status);
+        }
+        let op = bio.op();
+        match op {
+            BioOp::Read => Stats::count(&self.stats.read_errors),
+            _ => Stats::count(&self.stats.write_errors),
+        }
+        match (pb.route, op) {
+            // A failed write is never failed upward before the worker tried to remap it.
+            (Route::Main | Route::Spare, BioOp::Write) => EndIo::Defer,
+            // A failed read of main: the worker narrows it to the failing units.
+            (Route::Main, BioOp::Read) => EndIo::Defer,
+            (Route::Spare, _) => {
+                Stats::count(&self.stats.spare_errors);
+                if self.log_limit.allow() {
+                    pr_err!("{}: spare device read error at sector {}\n", ti.device_name(), bio.sector());
+                }
+                EndIo::Done(status)
+            }
+            _ => EndIo::Done(status),
+        }
+    }
+
+    fn work(&self, ti: &TargetInfo, bio: DeferredBio<'_, PerBio>) {
+        self.finish_deferred(ti, bio);
     }
 
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut ResultBuffer<'_>) {
@@ -93,12 +219,15 @@ impl Target for Remap {
             }
             StatusKind::Ima => write!(
                 out,
-                "target_name={},target_version=4.0.0,main_device={},spare_device={};",
-                "dm-remap-v4",
+                "target_name=dm-remap-v4,target_version=4.0.0,main_device={},spare_device={};",
                 self.main.name(),
                 self.spare.name()
             ),
         };
+    }
+
+    fn message(&self, ti: &TargetInfo, args: &[Arg<'_>], out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
+        self.handle_message(ti, args, out)
     }
 
     fn iterate_devices(&self, ti: &TargetInfo, visitor: &mut DeviceVisitor) -> c_int {
@@ -114,18 +243,60 @@ impl Target for Remap {
     }
 }
 
+/// Where the first units of a bio go.
+enum Routing {
+    /// This many units (from the first) go to main.
+    Main(u64),
+    /// The first unit goes to this spare unit.
+    Spare(u64),
+    /// The first unit needs the worker (a write to a pending unit, any I/O to a moving one).
+    Worker,
+}
+
 impl Remap {
-    fn counters(&self) -> Counters {
+    /// Decides where the first of the bio's `units` go: lock-free, no allocation, at most
+    /// [`MAX_UNITS_PER_MAP`] lookups.
+    fn route(&self, first: u64, units: u64, op: BioOp) -> Routing {
+        if !self.table.any_in(first, first.saturating_add(units)) {
+            return Routing::Main(units);
+        }
+        let units = units.min(MAX_UNITS_PER_MAP);
+        let guard = RcuReadGuard::new();
+        let needs_own_route = |entry: Option<Entry>| match entry {
+            Some(Entry::Remapped { .. } | Entry::Moving { .. }) => true,
+            Some(Entry::Pending) => op == BioOp::Write,
+            None => false,
+        };
+        match self.table.lookup(&guard, first) {
+            Some(Entry::Remapped { spare }) => return Routing::Spare(spare),
+            // A pending unit gets its spare unit from the worker; a moving one waits there.
+            Some(Entry::Pending) if op == BioOp::Write => return Routing::Worker,
+            Some(Entry::Moving { .. }) => return Routing::Worker,
+            _ => {}
+        }
+        let mut n = 1;
+        while n < units && !needs_own_route(self.table.lookup(&guard, first.saturating_add(n))) {
+            n += 1;
+        }
+        Routing::Main(n)
+    }
+
+    /// The INFO status counters.
+    pub(crate) fn counters(&self) -> Counters {
+        let spare_total = self.layout.spare_units();
+        let spare_used = self.table.spare_used();
+        let pending = self.table.pending();
+        let remap_failures = Stats::get(&self.stats.remap_failures);
         Counters {
             unit_sectors: self.layout.unit_sectors,
-            remaps: 0,
-            pending: 0,
-            spare_used: 0,
-            spare_total: self.layout.spare_units(),
-            read_errors: 0,
-            write_errors: 0,
-            remap_failures: 0,
-            health: Health::Ok,
+            remaps: self.table.remaps(),
+            pending,
+            spare_used,
+            spare_total,
+            read_errors: Stats::get(&self.stats.read_errors),
+            write_errors: Stats::get(&self.stats.write_errors),
+            remap_failures,
+            health: Health::derive(pending, remap_failures, spare_total.saturating_sub(spare_used)),
         }
     }
 }

@@ -7,13 +7,16 @@
  */
 #include <linux/device-mapper.h>
 #include <linux/bio.h>
+#include <linux/delay.h>
 #include "helpers.h"
 
 const blk_opf_t DMR_REQ_OP_MASK = REQ_OP_MASK;
 const blk_opf_t DMR_REQ_PREFLUSH = REQ_PREFLUSH;
 const blk_opf_t DMR_REQ_FUA = REQ_FUA;
+const blk_opf_t DMR_REQ_SYNC = REQ_SYNC;
+const gfp_t DMR_GFP_NOIO = GFP_NOIO;
 const unsigned int DMR_REQ_OP_READ = REQ_OP_READ;
 const unsigned int DMR_REQ_OP_WRITE = REQ_OP_WRITE;
-const unsigned int DMR_REQ_OP_FLUSH = REQ_OP_FLUSH;
-const unsigned int DMR_REQ_OP_DISCARD = REQ_OP_DISCARD;
-const unsigned int DMR_REQ_OP_WRITE_ZEROES = REQ_OP_WRITE_ZEROES;
+const blk_status_t DMR_BLK_STS_OK = BLK_STS_OK;
+const blk_status_t DMR_BLK_STS_IOERR = BLK_STS_IOERR;
+const blk_status_t DMR_BLK_STS_RESOURCE = BLK_STS_RESOURCE;

@@ -9,6 +9,35 @@ use super::bindings;
 use super::device::DmDev;
 use kernel::types::Opaque;
 
+/// A block-layer completion status (`blk_status_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlkStatus(pub(crate) bindings::blk_status_t);
+
+impl BlkStatus {
+    /// Success (`BLK_STS_OK`).
+    pub const OK: Self = Self(bindings::DMR_BLK_STS_OK);
+    /// An I/O error (`BLK_STS_IOERR`, `-EIO`).
+    pub const IOERR: Self = Self(bindings::DMR_BLK_STS_IOERR);
+    /// Out of a resource such as memory (`BLK_STS_RESOURCE`).
+    pub const RESOURCE: Self = Self(bindings::DMR_BLK_STS_RESOURCE);
+
+    /// The I/O succeeded.
+    pub fn is_ok(self) -> bool {
+        self == Self::OK
+    }
+}
+
+/// The direction of a data bio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BioOp {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// Anything else: flushes, discards, write-zeroes, ...
+    Other,
+}
+
 /// A bio owned by device-mapper and lent to a target's `map`.
 ///
 /// # Invariants
@@ -35,6 +64,15 @@ impl Bio {
     fn opf(&self) -> bindings::blk_opf_t {
         // SAFETY: by the type invariant the bio is valid; `bi_opf` is a plain integer.
         unsafe { (*self.as_ptr()).bi_opf }
+    }
+
+    /// The operation: read, write or other.
+    pub fn op(&self) -> BioOp {
+        match self.opf() & bindings::DMR_REQ_OP_MASK {
+            x if x == bindings::DMR_REQ_OP_READ => BioOp::Read,
+            x if x == bindings::DMR_REQ_OP_WRITE => BioOp::Write,
+            _ => BioOp::Other,
+        }
     }
 
     /// The bio carries `REQ_PREFLUSH`: caches must be flushed before it.
@@ -65,6 +103,17 @@ impl Bio {
         // SAFETY: the bio is valid and ours (type invariant); `dev.bdev_ptr()` is a live block
         // device held open by the table for at least as long as this bio is in flight.
         unsafe { bindings::dmr_bio_set_dev(self.as_ptr(), dev.bdev_ptr()) };
+    }
+
+    /// Keeps only the first `sectors` of the bio for this target call; dm sends the rest in a
+    /// new bio (`dm_accept_partial_bio`). `sectors` must be non-zero and less than
+    /// [`Bio::sectors`]; other values are ignored.
+    pub fn accept_partial(&mut self, sectors: u32) {
+        if sectors > 0 && sectors < self.sectors() {
+            // SAFETY: the bio is in this target's map (type invariant), where dm allows it, and
+            // the length is within the bio.
+            unsafe { bindings::dm_accept_partial_bio(self.as_ptr(), sectors) };
+        }
     }
 
     /// Which of the target's `num_flush_bios` (or discard/write-zeroes) clones this is.

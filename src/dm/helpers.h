@@ -8,9 +8,21 @@
 
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/ratelimit.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/workqueue.h>
 
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+void dmr_init_work(struct work_struct *work, work_func_t func);
+bool dmr_queue_work(struct workqueue_struct *wq, struct work_struct *work);
+struct workqueue_struct *dmr_alloc_reclaim_workqueue(const char *name);
+void dmr_rcu_read_lock(void);
+void dmr_rcu_read_unlock(void);
+void dmr_ratelimit_init(struct ratelimit_state *rs);
+unsigned int dmr_memalloc_noio_save(void);
+void dmr_memalloc_noio_restore(unsigned int flags);
 
 #endif

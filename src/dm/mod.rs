@@ -12,14 +12,30 @@
 
 mod bindings;
 pub mod bio;
+pub mod deferred;
 pub mod device;
+pub mod page_io;
+pub mod ratelimit;
+pub mod rcu;
 pub mod result_buffer;
 pub mod target;
 
-pub use bio::Bio;
+pub use bio::{Bio, BioOp, BlkStatus};
+pub use deferred::{BioSet, DeferredBio};
 pub use device::{DeviceVisitor, DmDev, QueueLimits};
+pub use page_io::{NoIoScope, PageBuffer};
+pub use ratelimit::RateLimit;
+pub use rcu::{RcuBox, RcuReadGuard};
 pub use result_buffer::ResultBuffer;
-pub use target::{Arg, CtrContext, CtrError, MapResult, Registration, StatusKind, Target, TargetInfo};
+pub use target::{
+    Arg, CtrContext, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
+};
+
+/// Sleeps for at least `ms` milliseconds (`msleep`). Process context only.
+pub fn sleep_ms(ms: u32) {
+    // SAFETY: msleep may be called from any sleepable context, which the caller guarantees.
+    unsafe { bindings::msleep(ms) };
+}
 
 /// Adds a `field=value` string to the module's `.modinfo` section (what `modinfo` prints),
 /// for fields the kernel crate's `module!` macro does not offer, such as `version`.

@@ -34,6 +34,13 @@ impl ResultBuffer<'_> {
     }
 }
 
+impl ResultBuffer<'_> {
+    /// Nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+}
+
 impl fmt::Write for ResultBuffer<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if self.maxlen == 0 {

@@ -6,7 +6,8 @@
 //! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h).
 
 use super::bindings;
-use super::bio::Bio;
+use super::bio::{Bio, BlkStatus};
+use super::deferred::{DeferredBio, OwnedQueue, PerBioData};
 use super::device::{DeviceVisitor, DmDev, QueueLimits};
 use super::result_buffer::ResultBuffer;
 use core::ffi::CStr;
@@ -25,6 +26,17 @@ pub enum MapResult {
     Remapped = bindings::DM_MAPIO_REMAPPED as i32,
     /// Fail the bio with an I/O error (`DM_MAPIO_KILL`).
     Kill = bindings::DM_MAPIO_KILL as i32,
+    /// Hand the bio to [`Target::work`] on the target's workqueue (`DM_MAPIO_SUBMITTED`).
+    Defer = -1,
+}
+
+/// What `end_io` decided for a completed bio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndIo {
+    /// Complete the bio upward with this status (`DM_ENDIO_DONE`).
+    Done(BlkStatus),
+    /// Hand the bio to [`Target::work`] on the target's workqueue (`DM_ENDIO_INCOMPLETE`).
+    Defer,
 }
 
 /// Which status dm asks for.
@@ -38,16 +50,17 @@ pub enum StatusKind {
     Ima,
 }
 
-/// A constructor failure: the `ti->error` message and the errno returned.
+/// A refused constructor or message: a short static message (`ti->error` for ctr, a
+/// rate-limited log line for messages) and the errno returned.
 #[derive(Debug, Clone, Copy)]
-pub struct CtrError {
-    /// Short, static message for `ti->error`.
+pub struct TargetError {
+    /// Short, static message.
     pub message: &'static CStr,
-    /// The error returned from ctr (usually `EINVAL`).
+    /// The error returned (usually `EINVAL`).
     pub errno: Error,
 }
 
-impl CtrError {
+impl TargetError {
     /// An `-EINVAL` refusal with `message`.
     pub fn invalid(message: &'static CStr) -> Self {
         Self { message, errno: EINVAL }
@@ -118,6 +131,25 @@ impl TargetInfo {
     pub fn len(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.ti).len }
+    }
+
+    /// The dm device's name as dm reports it (`major:minor`), for log lines.
+    pub fn device_name(&self) -> &str {
+        // SAFETY: `ti` and its table are live during the hook; dm_device_name returns the
+        // mapped device's NUL-terminated name, which lives as long as the device, so `strlen`
+        // bytes from it are readable.
+        let name = unsafe {
+            let md = bindings::dm_table_get_md((*self.ti).table);
+            let name = bindings::dm_device_name(md);
+            core::slice::from_raw_parts(name.cast::<u8>(), bindings::strlen(name))
+        };
+        core::str::from_utf8(name).unwrap_or("?")
+    }
+
+    /// Signals a dm event (`dm_table_event`): `dmsetup wait` and dmeventd wake up.
+    pub fn raise_event(&self) {
+        // SAFETY: `ti` and its table are live during the hook.
+        unsafe { bindings::dm_table_event((*self.ti).table) };
     }
 }
 
@@ -190,11 +222,35 @@ pub trait Target: Sized + Send + Sync {
     /// `target_type.version`: major, minor, patch.
     const VERSION: [u32; 3];
 
-    /// Builds the target from its table-line arguments (after `<start> <len> <type>`).
-    fn ctr(ctx: &mut CtrContext, args: &[Arg<'_>]) -> Result<Self, CtrError>;
+    /// Data the target keeps with every bio, from `map` to the final `end_io` (initialised
+    /// with `Default` before `map`). Lives in dm's per-bio data: no allocation per bio.
+    type PerBio: Default + Send;
 
-    /// Routes a bio: point it at a device and sector, or take it.
-    fn map(&self, ti: &TargetInfo, bio: &mut Bio) -> MapResult;
+    /// Builds the target from its table-line arguments (after `<start> <len> <type>`).
+    fn ctr(ctx: &mut CtrContext, args: &[Arg<'_>]) -> Result<Self, TargetError>;
+
+    /// Routes a bio: point it at a device and sector, kill it, or defer it to [`Target::work`].
+    /// Runs on any CPU, must not sleep.
+    fn map(&self, ti: &TargetInfo, bio: &mut Bio, per_bio: &mut Self::PerBio) -> MapResult;
+
+    /// Sees every completed bio the target mapped (not those it completed itself): pass the
+    /// status on, change it, or defer the bio to [`Target::work`]. May run in interrupt
+    /// context: must not sleep.
+    fn end_io(&self, _ti: &TargetInfo, _bio: &mut Bio, _status: BlkStatus, _per_bio: &mut Self::PerBio) -> EndIo {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Finishes a deferred bio, in process context on the target's `WQ_MEM_RECLAIM` workqueue
+    /// (may sleep; allocate only inside a `NoIoScope`). Dropping `bio` fails it.
+    fn work(&self, _ti: &TargetInfo, _bio: DeferredBio<'_, Self::PerBio>) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles `dmsetup message` (process context, may sleep). Text written to `out` is
+    /// returned to the caller.
+    fn message(&self, _ti: &TargetInfo, _args: &[Arg<'_>], _out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
 
     /// Writes the status line of `kind` into `out`.
     fn status(&self, ti: &TargetInfo, kind: StatusKind, out: &mut ResultBuffer<'_>);
@@ -245,6 +301,12 @@ impl<T: Target> Registration<T> {
             if T::HAS_IO_HINTS {
                 (*p).io_hints = Some(io_hints_callback::<T>);
             }
+            if T::HAS_END_IO {
+                (*p).end_io = Some(end_io_callback::<T>);
+            }
+            if T::HAS_MESSAGE {
+                (*p).message = Some(message_callback::<T>);
+            }
         }
         // SAFETY: `p` is a fully initialised target_type at a stable address that lives
         // until `drop` unregisters it.
@@ -262,12 +324,50 @@ impl<T: Target> Drop for Registration<T> {
     }
 }
 
+/// What `ti->private` points to: the target and what the layer keeps for it. Fields drop in
+/// order: the workqueue first (draining deferred bios, which use the target), then the target.
+struct Instance<T: Target> {
+    queue: Option<OwnedQueue>,
+    target: T,
+}
+
+impl<T: Target> Instance<T> {
+    const PER_BIO_SIZE: usize = core::mem::size_of::<PerBioData<T::PerBio>>();
+
+    /// Queues a taken bio to the target's worker, or fails it if the target has none.
+    ///
+    /// # Safety
+    /// `bio` is a dm clone of this target with per-bio data `pb` filled by `map_callback`, and
+    /// the target took it (it is completed only through the worker).
+    unsafe fn defer(&self, bio: *mut bindings::bio, pb: *mut PerBioData<T::PerBio>) {
+        // SAFETY: `pb` is this bio's per-bio data (caller's duty).
+        unsafe { (*pb).taken = true };
+        match &self.queue {
+            // SAFETY: the work item lives in the per-bio data, valid until the bio completes,
+            // which only the worker does.
+            Some(queue) => unsafe {
+                bindings::dmr_init_work((*pb).work.as_mut_ptr(), Some(work_callback::<T>));
+                queue.queue((*pb).work.as_mut_ptr());
+            },
+            // SAFETY: the bio is ours to complete (caller's duty).
+            None => drop(unsafe { DeferredBio::from_raw(bio, pb) }),
+        }
+    }
+}
+
 /// # Safety
 /// `ti` is a live target whose `private` was set by [`ctr_callback::<T>`].
-unsafe fn target_of<'a, T: Target>(ti: *mut bindings::dm_target) -> &'a T {
-    // SAFETY: the caller guarantees `private` holds a `T` from `KBox::into_raw` that lives
-    // until dtr.
-    unsafe { &*(*ti).private.cast::<T>() }
+unsafe fn instance_of<'a, T: Target>(ti: *mut bindings::dm_target) -> &'a Instance<T> {
+    // SAFETY: the caller guarantees `private` holds an `Instance<T>` from `KBox::into_raw`
+    // that lives until dtr.
+    unsafe { &*(*ti).private.cast::<Instance<T>>() }
+}
+
+/// # Safety
+/// `bio` is a dm clone sent to a target of type `T`.
+unsafe fn per_bio_of<T: Target>(bio: *mut bindings::bio) -> *mut PerBioData<T::PerBio> {
+    // SAFETY: dm reserved `per_io_data_size` (set in ctr) bytes for this bio.
+    unsafe { bindings::dm_per_bio_data(bio, Instance::<T>::PER_BIO_SIZE).cast() }
 }
 
 unsafe extern "C" fn ctr_callback<T: Target>(
@@ -277,18 +377,32 @@ unsafe extern "C" fn ctr_callback<T: Target>(
 ) -> c_int {
     // SAFETY: dm passes `argc` valid strings that live for the duration of ctr.
     let args = unsafe { Arg::slice_from_raw(argv, argc) };
+    // SAFETY: ctr may set the per-bio data size of its target.
+    unsafe { (*ti).per_io_data_size = Instance::<T>::PER_BIO_SIZE as c_uint };
     // INVARIANT: `ti` is the target being constructed, live during this call.
     let mut ctx = CtrContext { info: TargetInfo { ti } };
+    let queue = if T::HAS_WORK {
+        match OwnedQueue::new(T::NAME) {
+            Ok(q) => Some(q),
+            Err(errno) => {
+                // SAFETY: `ti` is live; dm only reads `error`, and the message is static.
+                unsafe { (*ti).error = c"Cannot allocate workqueue".as_ptr().cast_mut().cast() };
+                return errno.to_errno();
+            }
+        }
+    } else {
+        None
+    };
     let result = T::ctr(&mut ctx, args).and_then(|target| {
-        KBox::new(target, GFP_KERNEL).map_err(|_| CtrError {
+        KBox::new(Instance { queue, target }, GFP_KERNEL).map_err(|_| TargetError {
             message: c"Cannot allocate target context",
             errno: ENOMEM,
         })
     });
     match result {
-        Ok(target) => {
+        Ok(instance) => {
             // SAFETY: `ti` is live; dtr reclaims the box.
-            unsafe { (*ti).private = KBox::into_raw(target).cast() };
+            unsafe { (*ti).private = KBox::into_raw(instance).cast() };
             0
         }
         Err(e) => {
@@ -300,18 +414,96 @@ unsafe extern "C" fn ctr_callback<T: Target>(
 }
 
 unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: dtr is only called after a successful ctr, whose `private` is a `KBox<T>`
-    // nothing else uses any more.
-    drop(unsafe { KBox::from_raw((*ti).private.cast::<T>()) });
+    // SAFETY: dtr is only called after a successful ctr, whose `private` is a
+    // `KBox<Instance<T>>` nothing else uses any more (dm waited for in-flight bios).
+    drop(unsafe { KBox::from_raw((*ti).private.cast::<Instance<T>>()) });
 }
 
 unsafe extern "C" fn map_callback<T: Target>(
     ti: *mut bindings::dm_target,
     bio: *mut bindings::bio,
 ) -> c_int {
-    // SAFETY: map runs between ctr and dtr on a bio dm lends to this call only.
-    let (target, bio) = unsafe { (target_of::<T>(ti), Bio::from_raw_mut(bio)) };
-    target.map(&TargetInfo { ti }, bio) as c_int
+    // SAFETY: map runs between ctr and dtr on a bio dm lends to this call only; its per-bio
+    // data is ours to initialise (the work item stays uninitialised until deferral).
+    unsafe {
+        let instance = instance_of::<T>(ti);
+        let pb = per_bio_of::<T>(bio);
+        let start = (*bio).bi_iter.bi_sector.wrapping_sub((*ti).begin);
+        core::ptr::addr_of_mut!((*pb).ti).write(ti);
+        core::ptr::addr_of_mut!((*pb).start).write(start);
+        core::ptr::addr_of_mut!((*pb).taken).write(false);
+        core::ptr::addr_of_mut!((*pb).target).write(T::PerBio::default());
+        let result = instance.target.map(&TargetInfo { ti }, Bio::from_raw_mut(bio), &mut (*pb).target);
+        // After map: the size reflects any accept_partial; the worker restores this iterator.
+        core::ptr::addr_of_mut!((*pb).iter).write((*bio).bi_iter);
+        match result {
+            MapResult::Defer => {
+                instance.defer(bio, pb);
+                bindings::DM_MAPIO_SUBMITTED as c_int
+            }
+            other => other as c_int,
+        }
+    }
+}
+
+unsafe extern "C" fn end_io_callback<T: Target>(
+    ti: *mut bindings::dm_target,
+    bio: *mut bindings::bio,
+    error: *mut bindings::blk_status_t,
+) -> c_int {
+    // SAFETY: end_io runs between ctr and dtr for a bio this target mapped, whose per-bio
+    // data map_callback filled; `error` is dm's status for it.
+    unsafe {
+        let pb = per_bio_of::<T>(bio);
+        if (*pb).taken {
+            // The final completion of a bio the worker finished: its status is already set.
+            return bindings::DM_ENDIO_DONE as c_int;
+        }
+        let instance = instance_of::<T>(ti);
+        let status = BlkStatus(*error);
+        match instance.target.end_io(&TargetInfo { ti }, Bio::from_raw_mut(bio), status, &mut (*pb).target) {
+            EndIo::Done(status) => {
+                *error = status.0;
+                bindings::DM_ENDIO_DONE as c_int
+            }
+            EndIo::Defer => {
+                instance.defer(bio, pb);
+                bindings::DM_ENDIO_INCOMPLETE as c_int
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn work_callback<T: Target>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the work item of a deferred bio's per-bio data (see `defer`), so the
+    // containing PerBioData, its bio and target are live; the bio is ours until completed.
+    unsafe {
+        let pb = kernel::container_of!(work, PerBioData<T::PerBio>, work).cast_mut();
+        let ti = (*pb).ti;
+        let bio = bindings::dm_bio_from_per_bio_data(pb.cast(), Instance::<T>::PER_BIO_SIZE);
+        let instance = instance_of::<T>(ti);
+        instance.target.work(&TargetInfo { ti }, DeferredBio::from_raw(bio, pb));
+    }
+}
+
+unsafe extern "C" fn message_callback<T: Target>(
+    ti: *mut bindings::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+    result: *mut c_char,
+    maxlen: c_uint,
+) -> c_int {
+    // SAFETY: message runs between ctr and dtr with `argc` valid strings and `maxlen` writable
+    // bytes at `result`.
+    let (target, args, mut out) = unsafe {
+        (&instance_of::<T>(ti).target, Arg::slice_from_raw(argv, argc), ResultBuffer::from_raw(result, maxlen))
+    };
+    match target.message(&TargetInfo { ti }, args, &mut out) {
+        // 1 tells dm that `result` holds output for the caller.
+        Ok(()) if out.is_empty() => 0,
+        Ok(()) => 1,
+        Err(e) => e.errno.to_errno(),
+    }
 }
 
 unsafe extern "C" fn status_callback<T: Target>(
@@ -327,7 +519,7 @@ unsafe extern "C" fn status_callback<T: Target>(
         _ => StatusKind::Ima,
     };
     // SAFETY: status runs between ctr and dtr; `result` has `maxlen` writable bytes.
-    let (target, mut out) = unsafe { (target_of::<T>(ti), ResultBuffer::from_raw(result, maxlen)) };
+    let (target, mut out) = unsafe { (&instance_of::<T>(ti).target, ResultBuffer::from_raw(result, maxlen)) };
     target.status(&TargetInfo { ti }, kind, &mut out);
 }
 
@@ -338,7 +530,7 @@ unsafe extern "C" fn iterate_devices_callback<T: Target>(
 ) -> c_int {
     let mut visitor = DeviceVisitor { ti, callout, data };
     // SAFETY: iterate_devices runs between ctr and dtr.
-    let target = unsafe { target_of::<T>(ti) };
+    let target = unsafe { &instance_of::<T>(ti).target };
     target.iterate_devices(&TargetInfo { ti }, &mut visitor)
 }
 
@@ -347,6 +539,6 @@ unsafe extern "C" fn io_hints_callback<T: Target>(
     limits: *mut bindings::queue_limits,
 ) {
     // SAFETY: io_hints runs between ctr and dtr with limits dm owns for this call.
-    let (target, limits) = unsafe { (target_of::<T>(ti), QueueLimits::from_raw_mut(limits)) };
+    let (target, limits) = unsafe { (&instance_of::<T>(ti).target, QueueLimits::from_raw_mut(limits)) };
     target.io_hints(&TargetInfo { ti }, limits);
 }

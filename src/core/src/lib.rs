@@ -14,4 +14,8 @@
 #![forbid(unsafe_code)]
 
 pub mod table_line;
+pub mod message;
 pub mod status;
+pub mod remap_table;
+pub mod spare_alloc;
+pub mod region_map;

@@ -25,11 +25,15 @@ use core::fmt::{self, Write};
 /// Layout version of the INFO status line.
 pub const INFO_FORMAT: u32 = 1;
 
-/// The overall state of a device, worst last. Only `Ok` exists until health tracking lands.
+/// The overall state of a device, worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
-    /// No unresolved errors, spare available.
+    /// No unresolved errors, spare available (remaps alone are normal operation).
     Ok,
+    /// Units are pending (failed reads not yet rewritten) or an error could not be remapped.
+    Degraded,
+    /// No spare unit is left: further write errors fail as they would without dm-remap.
+    SpareFull,
 }
 
 impl Health {
@@ -37,6 +41,20 @@ impl Health {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
+            Self::Degraded => "degraded",
+            Self::SpareFull => "spare_full",
+        }
+    }
+
+    /// The rule: `spare_full` when no spare unit is available, else `degraded` when units are
+    /// pending or a remap failed, else `ok`.
+    pub fn derive(pending: u64, remap_failures: u64, spare_available: u64) -> Self {
+        if spare_available == 0 {
+            Self::SpareFull
+        } else if pending > 0 || remap_failures > 0 {
+            Self::Degraded
+        } else {
+            Self::Ok
         }
     }
 }
@@ -115,6 +133,14 @@ mod tests {
         let mut s = String::new();
         write_info(&mut s, &c).unwrap();
         assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok");
+    }
+
+    #[test]
+    fn health_rule() {
+        assert_eq!(Health::derive(0, 0, 10), Health::Ok);
+        assert_eq!(Health::derive(1, 0, 10), Health::Degraded);
+        assert_eq!(Health::derive(0, 1, 10), Health::Degraded);
+        assert_eq!(Health::derive(5, 5, 0), Health::SpareFull);
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum TableError {
     LengthMisaligned,
     /// The spare cannot hold a main unit at its own granularity.
     SpareBlockSizeTooLarge,
-    /// A logical block size that is not a power of two between 512 and 65536 bytes.
+    /// A logical block size that is not a power of two between 512 and 4096 bytes.
     InvalidBlockSize,
 }
 
@@ -185,6 +185,8 @@ pub struct Geometry {
 pub struct Layout {
     /// The remap unit in sectors: the main device's logical block size / 512 (1 or 8 usually).
     pub unit_sectors: u32,
+    /// `log2(unit_sectors)`: sector → unit is `sector >> unit_shift`.
+    pub unit_shift: u32,
     /// First spare unit of the data area (after the metadata area), in units.
     pub spare_data_start: u64,
     /// One past the last usable spare unit, in units.
@@ -192,6 +194,17 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The unit containing `sector`.
+    pub fn unit_of(&self, sector: u64) -> u64 {
+        // unit_shift < 64 by construction; wrapping_shr only avoids a panic path.
+        sector.wrapping_shr(self.unit_shift)
+    }
+
+    /// The first sector of `unit`.
+    pub fn sector_of(&self, unit: u64) -> u64 {
+        unit.wrapping_shl(self.unit_shift)
+    }
+
     /// Number of spare units available for remaps.
     pub fn spare_units(&self) -> u64 {
         self.spare_data_end.saturating_sub(self.spare_data_start)
@@ -239,14 +252,18 @@ pub fn validate_geometry(g: &Geometry) -> Result<Layout, TableError> {
     }
     Ok(Layout {
         unit_sectors: unit_sectors.get(),
+        unit_shift: unit_sectors.trailing_zeros(),
         spare_data_start,
         spare_data_end,
     })
 }
 
-/// A logical block size in sectors, if it is a power of two from 512 to 65536 bytes.
+/// The largest remap unit, in bytes: one page, so that a unit can be copied through one page.
+pub const MAX_UNIT_BYTES: u32 = 4096;
+
+/// A logical block size in sectors, if it is a power of two from 512 to [`MAX_UNIT_BYTES`].
 fn block_size_sectors(bytes: u32) -> Result<NonZeroU32, TableError> {
-    if bytes.is_power_of_two() && (SECTOR_SIZE..=65536).contains(&bytes) {
+    if bytes.is_power_of_two() && (SECTOR_SIZE..=MAX_UNIT_BYTES).contains(&bytes) {
         NonZeroU32::new(bytes / SECTOR_SIZE).ok_or(TableError::InvalidBlockSize)
     } else {
         Err(TableError::InvalidBlockSize)

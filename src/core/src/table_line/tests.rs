@@ -95,6 +95,7 @@ fn layout_of_a_4k_main_counts_in_4k_units() {
     let g = Geometry { main_block_size: 4096, spare_block_size: 4096, ..geometry() };
     let l = validate_geometry(&g).unwrap();
     assert_eq!(l.unit_sectors, 8);
+    assert_eq!(l.unit_shift, 3);
     assert_eq!(l.spare_data_start, SPARE_METADATA_SECTORS / 8);
     assert_eq!(l.spare_data_end, (1 << 17) / 8);
     // A 512-byte spare under a 4096-byte main is fine: it can address whole units.
@@ -114,7 +115,7 @@ fn geometry_refusals() {
         (Geometry { main_block_size: 4096, target_len: 12, ..geometry() }, TableError::LengthMisaligned),
         (Geometry { main_block_size: 1000, ..geometry() }, TableError::InvalidBlockSize),
         (Geometry { spare_block_size: 0, ..geometry() }, TableError::InvalidBlockSize),
-        (Geometry { main_block_size: 1 << 20, ..geometry() }, TableError::InvalidBlockSize),
+        (Geometry { main_block_size: 8192, ..geometry() }, TableError::InvalidBlockSize),
     ];
     for (g, want) in cases {
         assert_eq!(validate_geometry(&g), Err(want), "{g:?}");
@@ -136,7 +137,7 @@ proptest! {
     #[test]
     fn accepted_layouts_are_consistent(
         begin in 0u64..1 << 40, len in 0u64..1 << 40, main in 0u64..1 << 40,
-        main_bs_log in 8u32..18, spare in 0u64..1 << 40, spare_bs_log in 8u32..18,
+        main_bs_log in 8u32..14, spare in 0u64..1 << 40, spare_bs_log in 8u32..14,
     ) {
         let g = Geometry {
             target_begin: begin, target_len: len, main_sectors: main, main_block_size: 1 << main_bs_log,
@@ -145,6 +146,7 @@ proptest! {
         if let Ok(l) = validate_geometry(&g) {
             let unit = u64::from(l.unit_sectors);
             prop_assert!(len <= main && len % unit == 0 && begin % unit == 0);
+            prop_assert_eq!(1u64 << l.unit_shift, unit);
             prop_assert!(l.spare_data_start * unit >= SPARE_METADATA_SECTORS);
             prop_assert!(l.spare_data_end * unit <= spare);
             prop_assert!(l.spare_units() > 0);

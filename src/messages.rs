@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmsetup message` verbs of dm-remap-v4 (grammar in `remap_core::message`, documented in
+//! `docs/messages.md`). Runs in process context: may sleep, take the table lock, do I/O.
+
+#![forbid(unsafe_code)]
+
+use crate::dm::{Arg, BioOp, NoIoScope, PageBuffer, ResultBuffer, TargetError, TargetInfo};
+use crate::remap::Remap;
+use crate::repair::RELOCATE_ATTEMPTS;
+use crate::remap_core::message::{self, Message, MessageError, HELP};
+use crate::remap_core::remap_table::Entry;
+use crate::stats::Stats;
+use core::ffi::CStr;
+use core::fmt::Write;
+use kernel::prelude::*;
+
+/// How long a manual remap waits for writes already sent to main before giving up.
+const DRAIN_TIMEOUT_MS: u32 = 30_000;
+
+fn refuse(e: MessageError) -> TargetError {
+    TargetError::invalid(e.message())
+}
+
+fn failed(message: &'static CStr, errno: Error) -> TargetError {
+    TargetError { message, errno }
+}
+
+impl Remap {
+    /// Parses and runs one message; output goes to `out`.
+    pub(crate) fn handle_message(
+        &self,
+        ti: &TargetInfo,
+        args: &[Arg<'_>],
+        out: &mut ResultBuffer<'_>,
+    ) -> Result<(), TargetError> {
+        let result = message::parse(args, ti.len()).map_err(refuse).and_then(|m| self.run(ti, m, out));
+        if let Err(e) = &result {
+            if self.log_limit.allow() {
+                // Debug formatting keeps CStr length arithmetic out of this crate (no panic path).
+                pr_warn!("{}: message refused: {:?}\n", ti.device_name(), e.message);
+            }
+        }
+        result
+    }
+
+    fn run(&self, ti: &TargetInfo, m: Message, out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
+        // A full buffer makes dm retry with a larger one, so write errors are not failures.
+        match m {
+            Message::Remap { sector } => self.remap_unit(ti, self.layout.unit_of(sector), out),
+            Message::Unremap { sector } => self.unremap_unit(ti, self.layout.unit_of(sector), out),
+            Message::ClearPending { sector } => {
+                let mut table = self.table.writer();
+                let unit = self.layout.unit_of(sector);
+                if table.lookup(unit) == Some(Entry::Pending) {
+                    table.remove(unit);
+                }
+                Ok(())
+            }
+            Message::List { start, count } => {
+                let _noio = NoIoScope::new();
+                let entries = self
+                    .table
+                    .entries_from(self.layout.unit_of(start))
+                    .map_err(|e| failed(c"Cannot allocate the list", e))?;
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                for &(unit, entry) in entries.as_slice().iter().take(count) {
+                    let written = match entry {
+                        Entry::Remapped { spare } | Entry::Moving { spare } => writeln!(out, "{} {}", self.layout.sector_of(unit), self.layout.sector_of(spare)),
+                        Entry::Pending => writeln!(out, "{} pending", self.layout.sector_of(unit)),
+                    };
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Message::Stats => {
+                let c = self.counters();
+                let _ = writeln!(
+                    out,
+                    "remaps={} pending={} spare_used={} spare_total={} read_errors={} write_errors={} \
+                     spare_errors={} remap_failures={} health={}",
+                    c.remaps,
+                    c.pending,
+                    c.spare_used,
+                    c.spare_total,
+                    c.read_errors,
+                    c.write_errors,
+                    Stats::get(&self.stats.spare_errors),
+                    c.remap_failures,
+                    c.health.as_str()
+                );
+                Ok(())
+            }
+            Message::ClearStats => {
+                self.stats.clear();
+                Ok(())
+            }
+            Message::Help => {
+                let _ = out.write_str(HELP);
+                Ok(())
+            }
+        }
+    }
+
+    /// `remap`: moves main unit `unit` to a spare unit now, copying its data if main reads it,
+    /// else leaves it pending. Output: `<sector> <spare_sector>` or `<sector> pending`.
+    fn remap_unit(&self, ti: &TargetInfo, unit: u64, out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
+        let sector = self.layout.sector_of(unit);
+        let _noio = NoIoScope::new();
+        let mut table = self.table.writer();
+        let before = table.lookup(unit);
+        if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = before {
+            let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
+            return Ok(());
+        }
+        // Pending routes new writes of the unit to the worker, which waits for this lock;
+        // then wait for writes already sent to main, so that the copy is their final data.
+        if before.is_none() {
+            table.set(unit, Entry::Pending).map_err(|e| failed(c"Cannot record the remap", e))?;
+        }
+        if !self.inflight.wait_older(DRAIN_TIMEOUT_MS) {
+            if before.is_none() {
+                table.remove(unit);
+            }
+            return Err(failed(c"Writes in flight did not complete", EBUSY));
+        }
+        let mut page = PageBuffer::new().map_err(|e| failed(c"Cannot allocate a buffer", e))?;
+        let bytes = self.layout.unit_sectors << 9;
+        if !page.io(&self.main, sector, bytes, BioOp::Read, false).is_ok() {
+            Stats::count(&self.stats.read_errors);
+            let _ = writeln!(out, "{} pending", sector);
+            return Ok(());
+        }
+        for _ in 0..RELOCATE_ATTEMPTS {
+            let Ok(spare) = table.allocate() else {
+                Stats::count(&self.stats.remap_failures);
+                ti.raise_event();
+                return Err(failed(c"Spare device full", ENOSPC));
+            };
+            if page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true).is_ok() {
+                table
+                    .set(unit, Entry::Remapped { spare })
+                    .map_err(|e| failed(c"Cannot record the remap", e))?;
+                let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
+                return Ok(());
+            }
+            Stats::count(&self.stats.spare_errors);
+            table.mark_bad(spare);
+        }
+        Stats::count(&self.stats.remap_failures);
+        Err(failed(c"Spare device fails", EIO))
+    }
+
+    /// `unremap`: copies main unit `unit` back from its spare unit and drops the remap, if
+    /// main accepts the write; the spare unit is freed. Output: `<sector>`.
+    fn unremap_unit(&self, _ti: &TargetInfo, unit: u64, out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
+        let sector = self.layout.sector_of(unit);
+        let _noio = NoIoScope::new();
+        let mut table = self.table.writer();
+        let Some(Entry::Remapped { spare }) = table.lookup(unit) else {
+            return Err(failed(c"Sector is not remapped", EINVAL));
+        };
+        // Moving sends all new I/O of the unit to the worker, which waits for this lock; then
+        // wait for writes already sent to the spare unit, so that the copy is final.
+        let record = |e| failed(c"Cannot record the change", e);
+        table.set(unit, Entry::Moving { spare }).map_err(record)?;
+        let back_out = |table: &mut crate::table::TableWriter<'_>, message, errno| {
+            let _ = table.set(unit, Entry::Remapped { spare });
+            Err(failed(message, errno))
+        };
+        if !self.inflight.wait_older(DRAIN_TIMEOUT_MS) {
+            return back_out(&mut table, c"Writes in flight did not complete", EBUSY);
+        }
+        let Ok(mut page) = PageBuffer::new() else {
+            return back_out(&mut table, c"Cannot allocate a buffer", ENOMEM);
+        };
+        let bytes = self.layout.unit_sectors << 9;
+        if !page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Read, false).is_ok() {
+            Stats::count(&self.stats.spare_errors);
+            return back_out(&mut table, c"Cannot read the spare unit", EIO);
+        }
+        if !page.io(&self.main, sector, bytes, BioOp::Write, true).is_ok() {
+            Stats::count(&self.stats.write_errors);
+            return back_out(&mut table, c"Main device still fails at this sector", EIO);
+        }
+        table.remove(unit);
+        table.free(spare);
+        let _ = writeln!(out, "{}", sector);
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The live remap table of one target: the core's open-addressing slot array published to
+//! lock-free readers with RCU, the coarse region map that lets the fast path skip lookups, and
+//! the writer state (occupancy, spare allocator) behind a mutex.
+//!
+//! Readers (`map`) take only an [`RcuReadGuard`]. Writers ([`TableWriter`]) are serialised by
+//! the mutex; they grow the array by building a larger one, publishing it and freeing the old
+//! one after a grace period (see `docs/remap-table.md`).
+
+#![forbid(unsafe_code)]
+
+use crate::dm::{RcuBox, RcuReadGuard};
+use crate::remap_core::region_map::{self, RegionMap};
+use crate::remap_core::remap_table::{self, Counts, Entry, InsertOutcome, Slot};
+use crate::remap_core::spare_alloc::{SpareAllocator, SpareExhausted};
+use crate::remap_core::table_line::Layout;
+use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{lock::Guard, Mutex};
+
+/// Most bytes of region map per target (one bit per region of 2^k units).
+const REGION_MAP_MAX_BYTES: usize = 64 * 1024;
+/// Capacity of the spare allocator's free list (units given back by `unremap`).
+const FREE_LIST_UNITS: usize = 1024;
+
+/// One published slot array.
+struct SlotArray {
+    slots: KVVec<Slot>,
+}
+
+impl SlotArray {
+    fn new(capacity: usize) -> Result<Self> {
+        let mut slots = KVVec::with_capacity(capacity, GFP_KERNEL)?;
+        for _ in 0..capacity {
+            slots.push(Slot::new(), GFP_KERNEL)?;
+        }
+        Ok(Self { slots })
+    }
+}
+
+/// Storage for the allocator's free list.
+struct FreeList(KVVec<u64>);
+
+impl Deref for FreeList {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl DerefMut for FreeList {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        &mut self.0
+    }
+}
+
+/// State only the (single) writer touches.
+struct Writer {
+    counts: Counts,
+    capacity: usize,
+    spare: SpareAllocator<FreeList>,
+}
+
+/// A target's remap table: main unit → [`Entry`].
+pub(crate) struct RemapTable {
+    slots: RcuBox<SlotArray>,
+    region_words: KVVec<AtomicU64>,
+    region_shift: u32,
+    writer: Pin<KBox<Mutex<Writer>>>,
+    remaps: AtomicU64,
+    pending: AtomicU64,
+    spare_used: AtomicU64,
+}
+
+impl RemapTable {
+    /// An empty table for a main device of `main_units` units and the spare data area of
+    /// `layout`.
+    pub(crate) fn new(main_units: u64, layout: &Layout) -> Result<Self> {
+        let region_shift = region_map::shift_for(main_units, REGION_MAP_MAX_BYTES);
+        let words = region_map::words_for(main_units, region_shift).ok_or(EINVAL)?;
+        let mut region_words = KVVec::with_capacity(words, GFP_KERNEL)?;
+        for _ in 0..words {
+            region_words.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        let capacity = remap_table::capacity_for(0);
+        let slots = RcuBox::new(KBox::new(SlotArray::new(capacity)?, GFP_KERNEL)?);
+        let free = FreeList(KVVec::from_elem(0, FREE_LIST_UNITS, GFP_KERNEL)?);
+        let spare = SpareAllocator::new(layout.spare_data_start, layout.spare_data_end, free)
+            .map_err(|_| EINVAL)?;
+        let writer = KBox::pin_init(
+            new_mutex!(Writer { counts: Counts::new(), capacity, spare }, "dm_remap_table_writer"),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            slots,
+            region_words,
+            region_shift,
+            writer,
+            remaps: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            spare_used: AtomicU64::new(0),
+        })
+    }
+
+    fn region_map(&self) -> Option<RegionMap<'_>> {
+        RegionMap::new(&self.region_words, self.region_shift).ok()
+    }
+
+    /// Whether any unit in `[start, end)` may have an entry (no false negatives). Lock-free.
+    pub(crate) fn any_in(&self, start: u64, end: u64) -> bool {
+        self.region_map().map_or(true, |m| m.any_in(start, end))
+    }
+
+    /// The entry of `unit`, if any. Lock-free; the caller holds an RCU read-side section.
+    pub(crate) fn lookup(&self, guard: &RcuReadGuard, unit: u64) -> Option<Entry> {
+        remap_table::lookup(&self.slots.get(guard).slots, unit)
+    }
+
+    /// Main units redirected to the spare.
+    pub(crate) fn remaps(&self) -> u64 {
+        self.remaps.load(Ordering::Relaxed)
+    }
+
+    /// Main units waiting for a write to be remapped.
+    pub(crate) fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Spare units in use (remaps, bad units, leaked ones).
+    pub(crate) fn spare_used(&self) -> u64 {
+        self.spare_used.load(Ordering::Relaxed)
+    }
+
+    /// Takes the writer lock (sleeps).
+    pub(crate) fn writer(&self) -> TableWriter<'_> {
+        TableWriter { table: self, w: self.writer.lock() }
+    }
+
+    /// Copies the entries with units at or after `start_unit` into a vector sorted by unit
+    /// (for `list`). Allocates: process context only.
+    pub(crate) fn entries_from(&self, start_unit: u64) -> Result<Snapshot> {
+        // Allocation may sleep, which a read-side section forbids: count, allocate, then copy
+        // (entries added in between are left out, which a snapshot may do).
+        let wanted = {
+            let guard = RcuReadGuard::new();
+            remap_table::iter(&self.slots.get(&guard).slots).filter(|(u, _)| *u >= start_unit).count()
+        };
+        let mut out = KVVec::with_capacity(wanted, GFP_KERNEL)?;
+        {
+            let guard = RcuReadGuard::new();
+            let from = remap_table::iter(&self.slots.get(&guard).slots).filter(|(u, _)| *u >= start_unit);
+            for item in from.take(wanted) {
+                // Within the capacity reserved above: no allocation happens.
+                out.push(item, GFP_NOWAIT)?;
+            }
+        }
+        let filled = out.len();
+        let mut snapshot = Snapshot { entries: out, len: filled };
+        snapshot.as_mut_slice().sort_unstable_by_key(|(unit, _)| *unit);
+        Ok(snapshot)
+    }
+}
+
+/// A sorted copy of (part of) the table: `(unit, entry)` pairs.
+pub(crate) struct Snapshot {
+    entries: KVVec<(u64, Entry)>,
+    len: usize,
+}
+
+impl Snapshot {
+    /// The entries, sorted by unit.
+    pub(crate) fn as_slice(&self) -> &[(u64, Entry)] {
+        self.entries.get(..self.len).unwrap_or(&[])
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(u64, Entry)] {
+        self.entries.get_mut(..self.len).unwrap_or(&mut [])
+    }
+}
+
+/// Exclusive access to a table's writer side. Holding it sleeps others; never hold it in an
+/// RCU read-side section.
+pub(crate) struct TableWriter<'a> {
+    table: &'a RemapTable,
+    w: Guard<'a, Writer, kernel::sync::lock::mutex::MutexBackend>,
+}
+
+impl TableWriter<'_> {
+    /// The entry of `unit` (the writer sees its own changes).
+    pub(crate) fn lookup(&self, unit: u64) -> Option<Entry> {
+        let guard = RcuReadGuard::new();
+        self.table.lookup(&guard, unit)
+    }
+
+    /// Hands out a free spare unit.
+    pub(crate) fn allocate(&mut self) -> Result<u64, SpareExhausted> {
+        let unit = self.w.spare.allocate()?;
+        self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
+        Ok(unit)
+    }
+
+    /// Never hands out spare unit `spare` again (it failed).
+    pub(crate) fn mark_bad(&mut self, spare: u64) {
+        let _ = self.w.spare.mark_bad(spare);
+        self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
+    }
+
+    /// Gives spare unit `spare` back for reuse.
+    pub(crate) fn free(&mut self, spare: u64) {
+        let _ = self.w.spare.free(spare);
+        self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
+    }
+
+    /// Spare units still available.
+    pub(crate) fn spare_available(&self) -> u64 {
+        self.w.spare.available()
+    }
+
+    /// Sets the entry of `unit`, growing the array first if needed (may sleep for a grace
+    /// period). Readers see the entry once this returns.
+    ///
+    /// # Errors
+    /// `ENOMEM` if growing failed, `EINVAL` for a unit or spare unit the table cannot hold.
+    pub(crate) fn set(&mut self, unit: u64, entry: Entry) -> Result {
+        self.grow_if_needed()?;
+        // The region bit goes first: a reader that finds it clear behaves as if it ran before
+        // this insert, which is allowed; one that finds it set then looks the unit up.
+        if let Some(map) = self.table.region_map() {
+            map.mark(unit).map_err(|_| EINVAL)?;
+        }
+        let outcome = {
+            let guard = RcuReadGuard::new();
+            let slots = &self.table.slots.get(&guard).slots;
+            remap_table::insert_or_update(slots, &mut self.w.counts, unit, entry)
+        }
+        .map_err(|_| EINVAL)?;
+        let previous = match outcome {
+            InsertOutcome::Inserted => None,
+            InsertOutcome::Updated { previous } => previous,
+        };
+        self.account(previous, Some(entry));
+        Ok(())
+    }
+
+    /// Drops the entry of `unit`; returns what it was.
+    pub(crate) fn remove(&mut self, unit: u64) -> Option<Entry> {
+        let previous = {
+            let guard = RcuReadGuard::new();
+            let slots = &self.table.slots.get(&guard).slots;
+            remap_table::remove(slots, &mut self.w.counts, unit)
+        };
+        self.account(previous, None);
+        previous
+    }
+
+    fn account(&self, old: Option<Entry>, new: Option<Entry>) {
+        let counter = |e: Option<Entry>| match e {
+            Some(Entry::Remapped { .. } | Entry::Moving { .. }) => Some(&self.table.remaps),
+            Some(Entry::Pending) => Some(&self.table.pending),
+            None => None,
+        };
+        if let Some(c) = counter(old) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(c) = counter(new) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn grow_if_needed(&mut self) -> Result {
+        let Some(capacity) = remap_table::needs_resize(self.w.counts, self.w.capacity) else {
+            return Ok(());
+        };
+        let bigger = KBox::new(SlotArray::new(capacity)?, GFP_KERNEL)?;
+        let counts = {
+            let guard = RcuReadGuard::new();
+            remap_table::rehash(&self.table.slots.get(&guard).slots, &bigger.slots)
+        }
+        .map_err(|_| ENOMEM)?;
+        drop(self.table.slots.replace(bigger));
+        self.w.counts = counts;
+        self.w.capacity = capacity;
+        Ok(())
+    }
+}
