@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2153,SC2154 # the globals come from lib.sh
+#
+# Table lines the constructor must reject (one test per case), and the near misses it must
+# accept, so that a rejection is known to be about the one thing wrong.
+#
+# Grammar: <start> <len> dm-remap-v4 <main_dev> <spare_dev> [<#feature_args> <feature_arg>...]
+
+# The first three fields of a line that maps all of the main disk.
+whole_main() {
+    echo "0 $(sectors "$MAIN") $TARGET"
+}
+
+# `dmsetup create` of the table (one argument per line) must fail with an error matching
+# $EXPECT_ERRNO (default: EINVAL's text), leave no device behind, and log MESSAGE (an ERE).
+rejects() { # MESSAGE LINE...
+    local msg=$1 errno=${EXPECT_ERRNO:-Invalid argument} out
+    shift
+    dmr_loaded || dmr_load
+    printf 'table: %.200s\n' "$@"
+    if out=$(printf '%s\n' "$@" | dmsetup create bad 2>&1); then
+        fail "dmsetup create accepted it"
+    fi
+    echo "dmsetup: $out"
+    assert_match "$out" "failed: ($errno)" "dmsetup's error"
+    assert_fails dmsetup info bad
+    [[ ! -e /dev/mapper/bad ]] || fail "/dev/mapper/bad exists after the failed create"
+    dmesg | grep -E "device-mapper: .*($msg)" ||
+        fail "dmesg lacks /$msg/; last device-mapper line: $(dmesg | grep device-mapper: | tail -n1)"
+}
+
+# ---- Argument counts and feature arguments -----------------------------------------------------
+
+test_table_bad_no_args() {
+    rejects "$TARGET: Not enough arguments" "$(whole_main)"
+}
+
+test_table_bad_one_arg() {
+    rejects "$TARGET: Not enough arguments" "$(whole_main) $MAIN"
+}
+
+test_table_bad_feature_count_not_a_number() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE x"
+}
+
+test_table_bad_feature_count_negative() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE -1"
+}
+
+test_table_bad_feature_count_overflow() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE 99999999999999999999"
+}
+
+test_table_bad_feature_count_without_features() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE 1"
+}
+
+test_table_bad_feature_count_beyond_args() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE 2 foo"
+}
+
+# A word where the count belongs is a bad count.
+test_table_bad_word_for_feature_count() {
+    rejects "$TARGET: Invalid feature argument count" "$(whole_main) $MAIN $SPARE extra"
+}
+
+# No feature is defined yet: any word is unknown.
+test_table_bad_unknown_feature() {
+    rejects "$TARGET: Unknown feature argument" "$(whole_main) $MAIN $SPARE 1 foo"
+}
+
+test_table_bad_trailing_word() {
+    rejects "$TARGET: Too many arguments" "$(whole_main) $MAIN $SPARE 0 extra"
+}
+
+# ---- Devices that cannot be opened (the errno is whatever the lookup gives) --------------------
+
+test_table_bad_main_missing() {
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) /dev/nonexistent $SPARE"
+}
+
+test_table_bad_spare_missing() {
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN /dev/nonexistent"
+}
+
+test_table_bad_main_regular_file() {
+    truncate -s 256M "$TEST_TMP/file"
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) $TEST_TMP/file $SPARE"
+}
+
+test_table_bad_main_char_device() {
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) /dev/null $SPARE"
+}
+
+test_table_bad_spare_char_device() {
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN /dev/zero"
+}
+
+test_table_bad_main_unknown_devno() {
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) 4095:1048575 $SPARE"
+}
+
+# 4096 characters: one more than a path may have.
+test_table_bad_main_path_too_long() {
+    local path
+    path=/dev/$(printf 'x%.0s' {1..4091})
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) $path $SPARE"
+}
+
+# ---- Device combinations and geometry ----------------------------------------------------------
+
+test_table_bad_same_device() {
+    rejects "$TARGET: Main and spare are the same device" "$(whole_main) $MAIN $MAIN"
+}
+
+test_table_bad_same_device_by_devno() {
+    rejects "$TARGET: Main and spare are the same device" "$(whole_main) $MAIN $(devno "$MAIN")"
+}
+
+# dm core refuses a zero length before the constructor runs.
+test_table_bad_zero_length() {
+    rejects "zero-length target" "0 0 $TARGET $MAIN $SPARE"
+}
+
+# dm core may refuse it too, after the constructor: either message will do.
+test_table_bad_beyond_main() {
+    rejects "$TARGET: Target does not fit on the main device|too small for target" \
+        "0 $(($(sectors "$MAIN") + 8)) $TARGET $MAIN $SPARE"
+}
+
+# The same when the target does not start the table.
+test_table_bad_beyond_main_after_start() {
+    rejects "$TARGET: Target does not fit on the main device|too small for target" \
+        "0 8 linear $SCRATCH 0" "8 $(($(sectors "$MAIN") + 8)) $TARGET $MAIN $SPARE"
+}
+
+test_table_bad_spare_too_small() {
+    local spare
+    spare=$(linear small "$SCRATCH" 8192)
+    rejects "$TARGET: Spare device too small" "$(whole_main) $MAIN $spare"
+}
+
+test_table_bad_spare_one_sector_short() {
+    local spare
+    spare=$(linear small "$SCRATCH" 10239)
+    rejects "$TARGET: Spare device too small" "$(whole_main) $MAIN $spare"
+}
+
+test_table_bad_4kn_length_misaligned() {
+    local main
+    main=$(loop_4k 64)
+    rejects "$TARGET: Target length is not a multiple of the logical block size" \
+        "0 $((8 * 1000 + 4)) $TARGET $main $SPARE"
+}
+
+test_table_bad_4kn_start_misaligned() {
+    local main
+    main=$(loop_4k 64)
+    rejects "$TARGET: Target start is not a multiple of the logical block size" \
+        "0 1 linear $SCRATCH 0" "1 8000 $TARGET $main $SPARE"
+}
+
+test_table_bad_spare_block_size_larger() {
+    local spare
+    spare=$(loop_4k 16)
+    rejects "$TARGET: Spare logical block size is larger than main's" "$(whole_main) $MAIN $spare"
+}
+
+# ---- Near misses that must work ----------------------------------------------------------------
+
+test_table_ok_zero_feature_args() {
+    dmr_load
+    dmsetup create r0 --table "$(whole_main) $MAIN $SPARE 0"
+    dmsetup info r0 >/dev/null
+}
+
+test_table_ok_shorter_than_main() {
+    dmr_load
+    dmsetup create r0 --table "0 $(($(sectors "$MAIN") / 2)) $TARGET $MAIN $SPARE"
+    assert_eq "$(sectors /dev/mapper/r0)" $(($(sectors "$MAIN") / 2)) "sectors of r0"
+}
+
+# The target maps its own sector s, counted from where it starts in the table, to main sector s:
+# so it may cover all of main from sector 2048, and device byte 1 MiB + X is main byte X.
+test_table_ok_after_start() {
+    dmr_load
+    printf '%s\n' "0 2048 linear $SCRATCH 0" "2048 $(sectors "$MAIN") $TARGET $MAIN $SPARE" |
+        dmsetup create r0
+    random_file data 4
+    write_at data /dev/mapper/r0 $((9 * MiB)) direct
+    drop_caches
+    assert_data data /dev/mapper/r0 $((9 * MiB)) direct
+    assert_data data "$MAIN" $((8 * MiB)) direct
+    assert_zero "$MAIN" $((7 * MiB)) "$MiB"
+    assert_zero "$MAIN" $((12 * MiB)) "$MiB"
+}
+
+test_table_ok_spare_min_size() {
+    local spare
+    spare=$(linear spare "$SCRATCH" 10240)
+    dmr_load
+    dmr_create r0 "$MAIN" "$spare"
+    dmsetup info r0 >/dev/null
+}
+
+test_table_ok_4kn_aligned() {
+    local main
+    main=$(loop_4k 64)
+    dmr_load
+    dmr_create r0 "$main" "$SPARE"
+    assert_eq "$(blockdev --getss /dev/mapper/r0)" 4096 "logical block size of r0"
+    random_file data 1
+    write_at data /dev/mapper/r0 $((8 * MiB)) direct
+    drop_caches
+    assert_data data /dev/mapper/r0 $((8 * MiB)) direct
+    assert_data data "$main" $((8 * MiB)) direct
+}
