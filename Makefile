@@ -13,7 +13,8 @@ KDIR ?= $(shell scripts/build-kernel 2>/dev/null)
 LLVM_BIN ?= /usr/lib/llvm-19/bin
 KRUSTC ?= /usr/bin/rustc
 RUST_LIB_SRC ?= $(firstword $(wildcard /usr/src/rustc-$(shell $(KRUSTC) --version 2>/dev/null | cut -d' ' -f2)/library))
-BINDGEN ?= $(firstword $(wildcard $(HOME)/.cache/dm-remap/bindgen-*/bin/bindgen) bindgen)
+DM_REMAP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/dm-remap
+BINDGEN ?= $(firstword $(wildcard $(DM_REMAP_CACHE)/bindgen-*/bin/bindgen) bindgen)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=x86_64 LLVM=1 RUSTC=$(KRUSTC) \
 	HOSTRUSTC=$(KRUSTC) RUST_LIB_SRC=$(RUST_LIB_SRC) BINDGEN=$(BINDGEN) \
 	LIBCLANG_PATH=$(LLVM_BIN)/../lib
