@@ -251,11 +251,17 @@ _now_ds() { # deciseconds since the epoch
     echo $((t / 100000))
 }
 
-# Called by the ERR trap: records the failing command, unless it failed inside a command
-# substitution (the command that used it fails next, at the test's own level).
-_on_err() { # STATUS COMMAND FILE LINE
-    ((BASH_SUBSHELL == _TEST_LEVEL)) || return 0
-    [[ -s $_TEST_REASON ]] || printf '%s\n' "$3:$4: '$2' failed (status $1)" >"$_TEST_REASON"
+# Called by the ERR trap: records the failing command and where, from the failing line up to
+# the test function's, unless it failed inside a command substitution (the command that used
+# the substitution fails next, at the test's own level).
+_on_err() { # STATUS COMMAND
+    local i where=
+    ((BASH_SUBSHELL == _TEST_LEVEL)) && [[ ! -s $_TEST_REASON ]] || return 0
+    for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+        where+=" < ${BASH_SOURCE[i]##*/}:${BASH_LINENO[i - 1]}"
+        [[ ${FUNCNAME[i]} != "$_TEST_NAME" ]] || break
+    done
+    printf '%s\n' "'$2' failed (status $1) at ${where# < }" >"$_TEST_REASON"
 }
 
 _run_test() { # NAME
@@ -278,8 +284,8 @@ _run_test() { # NAME
         cd "$TEST_TMP" || exit 1
         set -eEuo pipefail
         shopt -s inherit_errexit
-        _TEST_LEVEL=$BASH_SUBSHELL
-        trap '_on_err $? "$BASH_COMMAND" "${BASH_SOURCE[0]##*/}" "$LINENO"' ERR
+        _TEST_LEVEL=$BASH_SUBSHELL _TEST_NAME=$name
+        trap '_on_err $? "$BASH_COMMAND"' ERR
         "$name"
     ) </dev/null 2>&1 | tee "$log" | sed -u 's/^/    /'
     rc=${PIPESTATUS[0]}
