@@ -13,6 +13,7 @@ use kernel::prelude::*;
 mod dm;
 mod inflight;
 mod messages;
+mod persist;
 mod remap;
 mod repair;
 mod stats;
@@ -20,11 +21,15 @@ mod table;
 
 /// The pure core (`src/core/src`), compiled into the module file by file.
 #[forbid(unsafe_code)]
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub, dead_code, unused_imports)]
 #[path = "core/src"]
 mod remap_core {
+    #[path = "crc32c.rs"]
+    pub mod crc32c;
     #[path = "message.rs"]
     pub mod message;
+    #[path = "metadata.rs"]
+    pub mod metadata;
     #[path = "region_map.rs"]
     pub mod region_map;
     #[path = "remap_table.rs"]

@@ -97,6 +97,9 @@ impl Remap {
                 self.stats.clear();
                 Ok(())
             }
+            Message::Commit => self
+                .commit(ti)
+                .map_err(|e| failed(c"Metadata commit failed", e)),
             Message::Help => {
                 let _ = out.write_str(HELP);
                 Ok(())

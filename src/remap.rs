@@ -25,6 +25,8 @@ use crate::dm::{
     TargetError, TargetInfo,
 };
 use crate::inflight::InflightWrites;
+use crate::persist;
+use crate::remap_core::metadata::MainFingerprint;
 use crate::remap_core::remap_table::Entry;
 use crate::remap_core::status::{self, Counters, Health};
 use crate::remap_core::table_line::{self, Features, Geometry, Layout, TableError};
@@ -76,6 +78,9 @@ pub(crate) struct PerBio {
     route: Route,
     /// The epoch the write was counted in ([`InflightWrites`]), until `end_io`.
     write_epoch: Option<u8>,
+    /// A flush or FUA write that completed while metadata changes were not yet committed:
+    /// the worker commits before completing it.
+    pub(crate) needs_commit: bool,
 }
 
 fn refuse(e: TableError) -> TargetError {
@@ -111,14 +116,38 @@ impl Target for Remap {
             same_device: main.devt() == spare.devt(),
         })
         .map_err(refuse)?;
-        let main_units = layout.unit_of(ctx.info().len());
-        let remap_table = RemapTable::new(main_units, &layout).map_err(no_memory)?;
+        let (id_kind, id) = main.unique_id();
+        let fingerprint = MainFingerprint {
+            main_sectors: main.nr_sectors(),
+            block_size: main.logical_block_size(),
+            id_kind,
+            id,
+        };
+        let mut uuid = [0u8; 16];
+        crate::dm::random_bytes(&mut uuid);
+        let opened = persist::open(&spare, fingerprint, layout.unit_sectors, uuid, table.features.format)
+            .map_err(|e| TargetError { message: e.message, errno: e.errno })?;
+        // The data area is where the metadata says it is (it scales with the spare).
+        let layout = Layout {
+            spare_data_start: opened.image.layout().data_start(),
+            spare_data_end: opened.image.layout().data_end(),
+            ..layout
+        };
+        let repaired = u64::from(opened.repaired);
+        if opened.formatted {
+            pr_info!("{}: formatted the spare's metadata\n", ctx.info().device_name());
+        } else if repaired > 0 {
+            pr_warn!("{}: rewrote {} damaged or stale metadata copies\n", ctx.info().device_name(), repaired);
+        }
+        let main_units = layout.unit_of(main.nr_sectors());
+        let remap_table = RemapTable::new(main_units, opened.image, &opened.pending)
+            .map_err(|_| TargetError::invalid(c"Metadata names a unit twice or beyond main"))?;
         let bioset = BioSet::new(BIOSET_POOL).map_err(no_memory)?;
         let log_limit = RateLimit::new().map_err(no_memory)?;
         ctx.set_num_flush_bios(2);
         ctx.set_num_discard_bios(1);
         ctx.set_num_write_zeroes_bios(1);
-        Ok(Self {
+        let target = Self {
             main,
             spare,
             features: table.features,
@@ -128,7 +157,10 @@ impl Target for Remap {
             inflight: InflightWrites::default(),
             bioset,
             log_limit,
-        })
+        };
+        target.stats.metadata_repairs.store(repaired, core::sync::atomic::Ordering::Relaxed);
+        target.publish_metadata_state(&target.table.writer());
+        Ok(target)
     }
 
     fn map(&self, ti: &TargetInfo, bio: &mut Bio, pb: &mut PerBio) -> MapResult {
@@ -183,6 +215,12 @@ impl Target for Remap {
             self.inflight.exit(epoch);
         }
         if status.is_ok() {
+            // Remaps made before a flush or FUA write completes must be durable when it does.
+            let durable_point = pb.route == Route::Flush || (bio.is_fua() && bio.op() == BioOp::Write);
+            if durable_point && self.table.is_dirty() {
+                pb.needs_commit = true;
+                return EndIo::Defer;
+            }
             return EndIo::Done(status);
         }
         let op = bio.op();
@@ -207,7 +245,17 @@ impl Target for Remap {
     }
 
     fn work(&self, ti: &TargetInfo, bio: DeferredBio<'_, PerBio>) {
-        self.finish_deferred(ti, bio);
+        if bio.per_bio().needs_commit {
+            let status = if self.commit(ti).is_ok() { BlkStatus::OK } else { BlkStatus::IOERR };
+            bio.complete(status);
+        } else {
+            self.finish_deferred(ti, bio);
+        }
+    }
+
+    fn postsuspend(&self, ti: &TargetInfo) {
+        // The device is quiesced: make everything durable (dm-thin does the same).
+        let _ = self.commit(ti);
     }
 
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut ResultBuffer<'_>) {
@@ -297,6 +345,53 @@ impl Remap {
             write_errors: Stats::get(&self.stats.write_errors),
             remap_failures,
             health: Health::derive(pending, remap_failures, spare_total.saturating_sub(spare_used)),
+            metadata_seq: Stats::get(&self.stats.metadata_seq),
+            metadata_copies: u32::try_from(Stats::get(&self.stats.metadata_copies)).unwrap_or(0),
+            metadata_repairs: Stats::get(&self.stats.metadata_repairs),
+            metadata_errors: Stats::get(&self.stats.metadata_errors),
+        }
+    }
+
+    /// Commits metadata changes to the spare (process context; sleeps). A failure is counted,
+    /// logged and signalled with a dm event; the changes stay for the next commit.
+    pub(crate) fn commit(&self, ti: &TargetInfo) -> Result {
+        let _noio = crate::dm::NoIoScope::new();
+        let mut table = self.table.writer();
+        let result = table.commit(&self.spare);
+        match result {
+            Ok(report) if report.copies_failed > 0 => {
+                self.stats.metadata_errors.fetch_add(u64::from(report.copies_failed), core::sync::atomic::Ordering::Relaxed);
+                if self.log_limit.allow() {
+                    pr_err!("{}: {} metadata copies could not be written\n", ti.device_name(), report.copies_failed);
+                }
+                ti.raise_event();
+            }
+            Ok(_) => {}
+            Err(_) => {
+                Stats::count(&self.stats.metadata_errors);
+                if self.log_limit.allow() {
+                    pr_err!("{}: metadata commit failed\n", ti.device_name());
+                }
+                ti.raise_event();
+            }
+        }
+        self.publish_metadata_state(&table);
+        result.map(|_| ())
+    }
+
+    fn publish_metadata_state(&self, table: &crate::table::TableWriter<'_>) {
+        let (seq, copies) = table.metadata_state();
+        self.stats.metadata_seq.store(seq, core::sync::atomic::Ordering::Relaxed);
+        self.stats.metadata_copies.store(u64::from(copies), core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Remap {
+    fn drop(&mut self) {
+        // dtr: the device is suspended (postsuspend committed); this catches what remains.
+        if self.table.is_dirty() {
+            let _noio = crate::dm::NoIoScope::new();
+            let _ = self.table.writer().commit(&self.spare);
         }
     }
 }

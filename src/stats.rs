@@ -17,6 +17,13 @@ pub(crate) struct Stats {
     pub(crate) spare_errors: AtomicU64,
     /// Errors that could not be remapped (spare full or failing).
     pub(crate) remap_failures: AtomicU64,
+    /// Metadata copies rewritten because they were damaged or stale.
+    pub(crate) metadata_repairs: AtomicU64,
+    /// Failed metadata writes (whole commits or single copies).
+    pub(crate) metadata_errors: AtomicU64,
+    /// Sequence number of the last commit and copies holding it, published for status.
+    pub(crate) metadata_seq: AtomicU64,
+    pub(crate) metadata_copies: AtomicU64,
 }
 
 impl Stats {
@@ -30,7 +37,7 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Sets every counter to zero.
+    /// Sets the error counters to zero (not the metadata state).
     pub(crate) fn clear(&self) {
         for c in [&self.read_errors, &self.write_errors, &self.spare_errors, &self.remap_failures] {
             c.store(0, Ordering::Relaxed);

@@ -10,14 +10,15 @@
 
 #![forbid(unsafe_code)]
 
-use crate::dm::{RcuBox, RcuReadGuard};
+use crate::dm::{DmDev, RcuBox, RcuReadGuard};
+use crate::persist::{CommitReport, Image};
+use crate::remap_core::metadata::RemapEntry;
 use crate::remap_core::region_map::{self, RegionMap};
 use crate::remap_core::remap_table::{self, Counts, Entry, InsertOutcome, Slot};
 use crate::remap_core::spare_alloc::{SpareAllocator, SpareExhausted};
-use crate::remap_core::table_line::Layout;
 use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -64,6 +65,8 @@ struct Writer {
     counts: Counts,
     capacity: usize,
     spare: SpareAllocator<FreeList>,
+    /// What the next commit writes to the spare.
+    image: Image,
 }
 
 /// A target's remap table: main unit → [`Entry`].
@@ -75,25 +78,66 @@ pub(crate) struct RemapTable {
     remaps: AtomicU64,
     pending: AtomicU64,
     spare_used: AtomicU64,
+    /// Changes wait for a commit (read lock-free by `end_io`).
+    dirty: AtomicBool,
 }
 
 impl RemapTable {
-    /// An empty table for a main device of `main_units` units and the spare data area of
-    /// `layout`.
-    pub(crate) fn new(main_units: u64, layout: &Layout) -> Result<Self> {
+    /// The table of a target whose main device has `main_units` units, filled from the
+    /// metadata `image` and the `pending` main units loaded with it; the image moves into the
+    /// writer. The spare data area is the image's.
+    ///
+    /// # Errors
+    /// `ENOMEM`, or `EINVAL` if the metadata names a main unit twice or one beyond main.
+    pub(crate) fn new(main_units: u64, image: Image, pending: &[u64]) -> Result<Self> {
         let region_shift = region_map::shift_for(main_units, REGION_MAP_MAX_BYTES);
         let words = region_map::words_for(main_units, region_shift).ok_or(EINVAL)?;
         let mut region_words = KVVec::with_capacity(words, GFP_KERNEL)?;
         for _ in 0..words {
             region_words.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
-        let capacity = remap_table::capacity_for(0);
+        let layout = *image.layout();
+        let entries = image.entries().filter(|(_, e)| *e != RemapEntry::Free).count();
+        let capacity = remap_table::capacity_for(entries.saturating_add(pending.len()));
         let slots = RcuBox::new(KBox::new(SlotArray::new(capacity)?, GFP_KERNEL)?);
         let free = FreeList(KVVec::from_elem(0, FREE_LIST_UNITS, GFP_KERNEL)?);
-        let spare = SpareAllocator::new(layout.spare_data_start, layout.spare_data_end, free)
+        let used = image.entries().filter(|(_, e)| *e != RemapEntry::Free).map(|(spare, _)| spare);
+        let mut spare = SpareAllocator::from_used(layout.data_start(), layout.data_end(), image.high_water(), free, used)
             .map_err(|_| EINVAL)?;
+        let mut counts = Counts::new();
+        let (mut remaps, mut pending_count) = (0u64, 0u64);
+        {
+            let guard = RcuReadGuard::new();
+            let table = &slots.get(&guard).slots;
+            let map = RegionMap::new(&region_words, region_shift).map_err(|_| EINVAL)?;
+            let mut add = |unit: u64, entry: Entry| -> Result {
+                if unit >= main_units || remap_table::lookup(table, unit).is_some() {
+                    return Err(EINVAL);
+                }
+                map.mark(unit).map_err(|_| EINVAL)?;
+                remap_table::insert_or_update(table, &mut counts, unit, entry).map_err(|_| EINVAL)?;
+                Ok(())
+            };
+            for (spare_unit, entry) in image.entries() {
+                match entry {
+                    RemapEntry::Remapped(unit) => {
+                        add(unit, Entry::Remapped { spare: spare_unit })?;
+                        remaps = remaps.saturating_add(1);
+                    }
+                    RemapEntry::Bad => {
+                        let _ = spare.mark_bad(spare_unit);
+                    }
+                    RemapEntry::Free => {}
+                }
+            }
+            for &unit in pending {
+                add(unit, Entry::Pending)?;
+                pending_count = pending_count.saturating_add(1);
+            }
+        }
+        let spare_used = spare.used();
         let writer = KBox::pin_init(
-            new_mutex!(Writer { counts: Counts::new(), capacity, spare }, "dm_remap_table_writer"),
+            new_mutex!(Writer { counts, capacity, spare, image }, "dm_remap_table_writer"),
             GFP_KERNEL,
         )?;
         Ok(Self {
@@ -101,10 +145,16 @@ impl RemapTable {
             region_words,
             region_shift,
             writer,
-            remaps: AtomicU64::new(0),
-            pending: AtomicU64::new(0),
-            spare_used: AtomicU64::new(0),
+            remaps: AtomicU64::new(remaps),
+            pending: AtomicU64::new(pending_count),
+            spare_used: AtomicU64::new(spare_used),
+            dirty: AtomicBool::new(false),
         })
+    }
+
+    /// Changes wait for a commit. Lock-free.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
     }
 
     fn region_map(&self) -> Option<RegionMap<'_>> {
@@ -204,16 +254,48 @@ impl TableWriter<'_> {
         Ok(unit)
     }
 
-    /// Never hands out spare unit `spare` again (it failed).
+    /// Never hands out spare unit `spare` again (it failed); recorded in the metadata.
     pub(crate) fn mark_bad(&mut self, spare: u64) {
         let _ = self.w.spare.mark_bad(spare);
+        self.w.image.set_bad(spare);
+        self.changed();
         self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
     }
 
-    /// Gives spare unit `spare` back for reuse.
+    /// Gives spare unit `spare` back for reuse; recorded in the metadata.
     pub(crate) fn free(&mut self, spare: u64) {
         let _ = self.w.spare.free(spare);
+        self.w.image.set_free(spare);
+        self.changed();
         self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
+    }
+
+    fn changed(&self) {
+        self.table.dirty.store(true, Ordering::Release);
+    }
+
+    /// Writes the changes to the spare's metadata copies (see `persist.rs`). Sleeps.
+    ///
+    /// # Errors
+    /// `EIO` if no copy could be written (the changes stay pending for the next commit).
+    pub(crate) fn commit(&mut self, spare: &DmDev) -> Result<CommitReport> {
+        let high_water = self.w.spare.high_water();
+        let table = self.table;
+        let mut pending = |out: &mut [u64]| {
+            let guard = RcuReadGuard::new();
+            let units = remap_table::iter(&table.slots.get(&guard).slots)
+                .filter(|(_, e)| *e == Entry::Pending)
+                .map(|(u, _)| u);
+            out.iter_mut().zip(units).map(|(place, unit)| *place = unit).count()
+        };
+        let report = self.w.image.commit(spare, &mut pending, high_water)?;
+        self.table.dirty.store(self.w.image.is_dirty(), Ordering::Release);
+        Ok(report)
+    }
+
+    /// Sequence number of the last commit, and how many copies hold it.
+    pub(crate) fn metadata_state(&self) -> (u64, u32) {
+        (self.w.image.seq(), self.w.image.copies_current())
     }
 
     /// Spare units still available.
@@ -244,7 +326,21 @@ impl TableWriter<'_> {
             InsertOutcome::Updated { previous } => previous,
         };
         self.account(previous, Some(entry));
+        self.record(previous, Some(entry), unit);
         Ok(())
+    }
+
+    /// Mirrors a table change into the metadata image. `Moving` is transient (a message holds
+    /// the lock for the whole move) and never persisted.
+    fn record(&mut self, old: Option<Entry>, new: Option<Entry>, unit: u64) {
+        if let Some(Entry::Remapped { spare }) = new {
+            self.w.image.set_remap(spare, unit);
+            self.changed();
+        }
+        if old == Some(Entry::Pending) || new == Some(Entry::Pending) {
+            self.w.image.pending_changed();
+            self.changed();
+        }
     }
 
     /// Drops the entry of `unit`; returns what it was.
@@ -255,6 +351,7 @@ impl TableWriter<'_> {
             remap_table::remove(slots, &mut self.w.counts, unit)
         };
         self.account(previous, None);
+        self.record(previous, None, unit);
         previous
     }
 

@@ -80,6 +80,11 @@ impl Bio {
         self.opf() & bindings::DMR_REQ_PREFLUSH != 0
     }
 
+    /// The bio carries `REQ_FUA`: its data must be durable when it completes.
+    pub fn is_fua(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_FUA != 0
+    }
+
     /// First sector (512 bytes) the bio addresses, on the device it currently targets.
     pub fn sector(&self) -> u64 {
         // SAFETY: by the type invariant the bio is valid.

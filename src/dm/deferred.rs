@@ -85,6 +85,12 @@ impl<P> DeferredBio<'_, P> {
         }
     }
 
+    /// The target's own per-bio data, as `map` and `end_io` left it.
+    pub fn per_bio(&self) -> &P {
+        // SAFETY: `pb` is valid while we hold the bio (type invariant).
+        unsafe { &(*self.pb).target }
+    }
+
     /// Performs the bio's operation on part of its data and waits: sectors
     /// `[offset, offset + len)` of the bio go to (or come from) `sector` of `dev`.
     /// Allocates a clone from `bioset` (`GFP_NOIO`, never fails) and sleeps: worker only.

@@ -61,10 +61,31 @@ impl DmDev {
         unsafe { bindings::dmr_bdev_nr_sectors(self.bdev_ptr()) }
     }
 
+    /// The disk's unique identifier if it reports one: (kind, id) with kind 3 = NAA,
+    /// 2 = EUI-64, 1 = T10 (SPC designator types), or (0, zeros). Sleeps (may query the disk).
+    pub fn unique_id(&self) -> (u8, [u8; 16]) {
+        let mut id = [0u8; 16];
+        // SAFETY: the block device is held open (type invariant); `id` has the 16 bytes the
+        // helper writes.
+        let kind = unsafe { bindings::dmr_bdev_unique_id(self.bdev_ptr(), id.as_mut_ptr()) };
+        (u8::try_from(kind).unwrap_or(0), id)
+    }
+
     /// Logical block size of the device in bytes.
     pub fn logical_block_size(&self) -> u32 {
         // SAFETY: the block device is held open (type invariant).
         unsafe { bindings::dmr_bdev_logical_block_size(self.bdev_ptr()) }
+    }
+}
+
+impl DmDev {
+    /// Flushes the device's volatile write cache and waits (`blkdev_issue_flush`). Sleeps.
+    ///
+    /// # Errors
+    /// The device's error (`EIO`, ...).
+    pub fn flush(&self) -> kernel::error::Result {
+        // SAFETY: the block device is held open (type invariant); the caller may sleep.
+        kernel::error::to_result(unsafe { bindings::blkdev_issue_flush(self.bdev_ptr()) })
     }
 }
 

@@ -17,6 +17,28 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+/*
+ * The first unique identifier the disk reports (NAA, EUI-64, T10 designators, as SCSI and
+ * NVMe give them through get_unique_id) in id, zero-padded; returns its kind
+ * (enum blk_unique_id), or 0 with id zeroed if the disk has none (virtio, loop, most dm).
+ */
+int dmr_bdev_unique_id(struct block_device *bdev, u8 id[16])
+{
+	static const enum blk_unique_id kinds[] = { BLK_UID_NAA, BLK_UID_EUI64, BLK_UID_T10 };
+	const struct block_device_operations *fops = bdev->bd_disk->fops;
+	int i;
+
+	memset(id, 0, 16);
+	if (!fops->get_unique_id)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (fops->get_unique_id(bdev->bd_disk, id, kinds[i]) > 0)
+			return kinds[i];
+		memset(id, 0, 16);
+	}
+	return 0;
+}
+
 void dmr_init_work(struct work_struct *work, work_func_t func)
 {
 	INIT_WORK(work, func);

@@ -16,6 +16,7 @@
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+int dmr_bdev_unique_id(struct block_device *bdev, u8 id[16]);
 void dmr_init_work(struct work_struct *work, work_func_t func);
 bool dmr_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 struct workqueue_struct *dmr_alloc_reclaim_workqueue(const char *name);

@@ -31,6 +31,12 @@ pub use target::{
     Arg, CtrContext, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
 };
 
+/// Fills `out` with random bytes from the kernel's CSPRNG (`get_random_bytes`).
+pub fn random_bytes(out: &mut [u8]) {
+    // SAFETY: `out` is valid for writing its length.
+    unsafe { bindings::get_random_bytes(out.as_mut_ptr().cast(), out.len()) };
+}
+
 /// Sleeps for at least `ms` milliseconds (`msleep`). Process context only.
 pub fn sleep_ms(ms: u32) {
     // SAFETY: msleep may be called from any sleepable context, which the caller guarantees.

@@ -8,7 +8,7 @@ use super::bio::{BioOp, BlkStatus};
 use super::device::DmDev;
 use core::mem::MaybeUninit;
 use kernel::alloc::flags::GFP_KERNEL;
-use kernel::error::Result;
+use kernel::error::{code::EINVAL, Result};
 use kernel::page::{Page, PAGE_SIZE};
 
 /// One page of memory for synchronous device I/O.
@@ -23,6 +23,25 @@ impl PageBuffer {
     /// `ENOMEM`.
     pub fn new() -> Result<Self> {
         Ok(Self { page: Page::alloc_page(GFP_KERNEL)? })
+    }
+
+    /// Copies the first `out.len()` bytes of the page into `out` (at most a page).
+    pub fn copy_to(&self, out: &mut [u8]) -> Result {
+        if out.len() > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        // SAFETY: `out` is valid for writing its length; `&self` excludes concurrent writers
+        // of the page (its I/O takes `&mut self`).
+        unsafe { self.page.read_raw(out.as_mut_ptr(), 0, out.len()) }
+    }
+
+    /// Copies `src` (at most a page) to the start of the page.
+    pub fn copy_from(&mut self, src: &[u8]) -> Result {
+        if src.len() > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        // SAFETY: `src` is valid for reading its length; `&mut self` excludes other access.
+        unsafe { self.page.write_raw(src.as_ptr(), 0, src.len()) }
     }
 
     /// Reads (`BioOp::Read`) or writes (`BioOp::Write`, with `REQ_FUA` if `fua`) the first

@@ -246,6 +246,11 @@ pub trait Target: Sized + Send + Sync {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Runs after the device was suspended and all its I/O completed (dm-thin commits here).
+    fn postsuspend(&self, _ti: &TargetInfo) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Handles `dmsetup message` (process context, may sleep). Text written to `out` is
     /// returned to the caller.
     fn message(&self, _ti: &TargetInfo, _args: &[Arg<'_>], _out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
@@ -306,6 +311,9 @@ impl<T: Target> Registration<T> {
             }
             if T::HAS_MESSAGE {
                 (*p).message = Some(message_callback::<T>);
+            }
+            if T::HAS_POSTSUSPEND {
+                (*p).postsuspend = Some(postsuspend_callback::<T>);
             }
         }
         // SAFETY: `p` is a fully initialised target_type at a stable address that lives
@@ -484,6 +492,12 @@ unsafe extern "C" fn work_callback<T: Target>(work: *mut bindings::work_struct) 
         let instance = instance_of::<T>(ti);
         instance.target.work(&TargetInfo { ti }, DeferredBio::from_raw(bio, pb));
     }
+}
+
+unsafe extern "C" fn postsuspend_callback<T: Target>(ti: *mut bindings::dm_target) {
+    // SAFETY: postsuspend runs between ctr and dtr, in process context.
+    let target = unsafe { &instance_of::<T>(ti).target };
+    target.postsuspend(&TargetInfo { ti });
 }
 
 unsafe extern "C" fn message_callback<T: Target>(

@@ -39,6 +39,8 @@ pub enum Message {
     Stats,
     /// `clear_stats`: reset the error counters.
     ClearStats,
+    /// `commit`: write pending metadata changes to the spare now.
+    Commit,
     /// `help`: the verbs and their arguments.
     Help,
 }
@@ -75,6 +77,7 @@ clear_pending <sector>\n\
 list [<start_sector> [<count>]]\n\
 stats\n\
 clear_stats\n\
+commit\n\
 help\n";
 
 /// Parses a message for a target of `target_sectors` sectors.
@@ -113,6 +116,7 @@ pub fn parse<A: AsRef<[u8]>>(argv: &[A], target_sectors: u64) -> Result<Message,
         }
         b"stats" => none(args, Message::Stats),
         b"clear_stats" => none(args, Message::ClearStats),
+        b"commit" => none(args, Message::Commit),
         b"help" => none(args, Message::Help),
         _ => Err(MessageError::UnknownVerb),
     }

@@ -105,7 +105,8 @@ impl<'a> RegionMap<'a> {
 
     /// Region index of `unit`.
     pub const fn region_of(&self, unit: u64) -> u64 {
-        unit >> self.region_shift
+        // region_shift <= MAX_REGION_SHIFT (checked in `new`); wrapping avoids a panic path.
+        unit.wrapping_shr(self.region_shift)
     }
 
     /// Word and bit mask of `region`, or `None` if it is beyond the map.

@@ -123,7 +123,7 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
                 return Err(SpareError::NotAscending);
             }
             alloc.add_gap(next, unit);
-            next = unit + 1; // unit < data_end <= u64::MAX
+            next = unit.saturating_add(1); // unit < data_end <= u64::MAX: never saturates
         }
         let high_water = high_water.max(next);
         alloc.add_gap(next, high_water);

@@ -6,7 +6,7 @@
 //! `docs/status.md`:
 //!
 //! ```text
-//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health>
+//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health> <metadata_seq> <metadata_copies>/5 <metadata_repairs> <metadata_errors>
 //! ```
 //!
 //! `<format>` is the version of this line's layout (1). New fields are only ever appended;
@@ -80,13 +80,21 @@ pub struct Counters {
     pub remap_failures: u64,
     /// Overall state.
     pub health: Health,
+    /// Sequence number of the last metadata commit.
+    pub metadata_seq: u64,
+    /// Metadata copies (of 5) that hold the last commit.
+    pub metadata_copies: u32,
+    /// Metadata copies rewritten because they were damaged or stale.
+    pub metadata_repairs: u64,
+    /// Failed metadata writes (commits or copies).
+    pub metadata_errors: u64,
 }
 
 /// Writes the INFO status line.
 pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
     write!(
         w,
-        "{} {} {} {} {}/{} {} {} {} {}",
+        "{} {} {} {} {}/{} {} {} {} {} {} {}/5 {} {}",
         INFO_FORMAT,
         c.unit_sectors,
         c.remaps,
@@ -96,7 +104,11 @@ pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
         c.read_errors,
         c.write_errors,
         c.remap_failures,
-        c.health.as_str()
+        c.health.as_str(),
+        c.metadata_seq,
+        c.metadata_copies,
+        c.metadata_repairs,
+        c.metadata_errors
     )
 }
 
@@ -129,10 +141,14 @@ mod tests {
             write_errors: 6,
             remap_failures: 7,
             health: Health::Ok,
+            metadata_seq: 42,
+            metadata_copies: 5,
+            metadata_repairs: 1,
+            metadata_errors: 2,
         };
         let mut s = String::new();
         write_info(&mut s, &c).unwrap();
-        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok");
+        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok 42 5/5 1 2");
     }
 
     #[test]
@@ -148,6 +164,16 @@ mod tests {
         let mut s = String::new();
         write_table(&mut s, "253:0", "253:1", &Features::default()).unwrap();
         assert_eq!(s, "253:0 253:1");
+    }
+
+    #[test]
+    fn table_line_with_format_round_trips() {
+        let mut s = String::new();
+        write_table(&mut s, "8:0", "8:16", &Features { format: true }).unwrap();
+        assert_eq!(s, "8:0 8:16 1 format");
+        let words: std::vec::Vec<&str> = s.split(' ').collect();
+        let args = super::super::table_line::parse_args(&words).unwrap();
+        assert!(args.features.format);
     }
 
     #[test]

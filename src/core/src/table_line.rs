@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Feature arguments follow the device-mapper convention (dm-flakey, dm-thin-pool): a decimal
-//! count, then that many words. No feature is defined yet, so any feature word is refused.
+//! count, then that many words. The one feature is `format`: a spare that holds data which is
+//! not dm-remap metadata may be formatted (without it such a spare is refused). A spare holding
+//! dm-remap metadata is always loaded, never reformatted, so the word is safe to keep in a
+//! table line.
 //!
 //! Every refusal is a [`TableError`] whose message is what ctr puts in `ti->error`; ctr returns
 //! `-EINVAL` for all of them except device-open failures, which keep the kernel's errno.
@@ -42,6 +45,8 @@ pub enum TableError {
     TooManyArguments,
     /// A feature word this version does not know.
     UnknownFeature,
+    /// A feature word given twice.
+    DuplicateFeature,
     /// `dm_get_device` failed for the main device (ctr returns the kernel's errno).
     CannotOpenMain,
     /// `dm_get_device` failed for the spare device (ctr returns the kernel's errno).
@@ -70,6 +75,7 @@ impl TableError {
             Self::InvalidFeatureCount => c"Invalid feature argument count",
             Self::TooManyArguments => c"Too many arguments",
             Self::UnknownFeature => c"Unknown feature argument",
+            Self::DuplicateFeature => c"Feature argument given twice",
             Self::CannotOpenMain => c"Cannot open main device",
             Self::CannotOpenSpare => c"Cannot open spare device",
             Self::SameDevice => c"Main and spare are the same device",
@@ -83,19 +89,26 @@ impl TableError {
     }
 }
 
-/// Optional behaviour selected by feature arguments. Empty for now; kept so that the table
-/// status can re-emit exactly what was given.
+/// Optional behaviour selected by feature arguments, kept so that the table status can
+/// re-emit exactly what was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Features {}
+pub struct Features {
+    /// `format`: a spare holding foreign data (neither zeroed nor dm-remap metadata) may be
+    /// formatted.
+    pub format: bool,
+}
 
 impl Features {
     /// The number of feature words [`Features::write_words`] emits.
     pub fn word_count(&self) -> usize {
-        0
+        usize::from(self.format)
     }
 
     /// Writes the feature words, each preceded by a space.
-    pub fn write_words(&self, _w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    pub fn write_words(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        if self.format {
+            w.write_str(" format")?;
+        }
         Ok(())
     }
 }
@@ -117,7 +130,8 @@ pub struct TableArgs<'a, A> {
 ///
 /// # Errors
 /// [`TableError::NotEnoughArguments`], [`TableError::InvalidFeatureCount`],
-/// [`TableError::UnknownFeature`] or [`TableError::TooManyArguments`].
+/// [`TableError::UnknownFeature`], [`TableError::DuplicateFeature`] or
+/// [`TableError::TooManyArguments`].
 pub fn parse_args<A: AsRef<[u8]>>(argv: &[A]) -> Result<TableArgs<'_, A>, TableError> {
     let (main, spare, rest) = match argv {
         [main, spare, rest @ ..] => (main, spare, rest),
@@ -145,8 +159,15 @@ pub fn parse_args<A: AsRef<[u8]>>(argv: &[A]) -> Result<TableArgs<'_, A>, TableE
     })
 }
 
-fn parse_feature(_features: &mut Features, _word: &[u8]) -> Result<(), TableError> {
-    Err(TableError::UnknownFeature)
+fn parse_feature(features: &mut Features, word: &[u8]) -> Result<(), TableError> {
+    match word {
+        b"format" if features.format => Err(TableError::DuplicateFeature),
+        b"format" => {
+            features.format = true;
+            Ok(())
+        }
+        _ => Err(TableError::UnknownFeature),
+    }
 }
 
 /// Parses a plain unsigned decimal number: digits only, no sign, no spaces, no overflow.

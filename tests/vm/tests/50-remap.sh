@@ -6,22 +6,8 @@
 # under the main device: `addbadblock B` fails reads of B, `addbadblock B N` also fails the next
 # N writes of B (a plain write to a dust bad block succeeds and clears it).
 
-# Makes dm-dust device "dust" over MAIN with BLOCK-byte blocks, enabled; prints its path.
-dust_main() { # [BLOCK_BYTES]
-    dmsetup create dust --table "0 $(sectors "$MAIN") dust $MAIN 0 ${1:-512}"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
-    echo /dev/mapper/dust
-}
-
-# Field N (1-based) of the INFO status line after "<start> <len> <target>".
 status_field() { # DEV N
-    dmsetup status "$1" | awk -v n="$2" '{print $(n + 3)}'
-}
-
-# Sends the messages on stdin (one per line) to dm device NAME through one process.
-dm_messages() { # NAME
-    python3 "$DMR_REPO/tests/vm/dm_message.py" "$1"
+    dmr_status_field "$@"
 }
 
 # The `list` message output of DEV.
@@ -42,14 +28,16 @@ test_remap_write_error_is_remapped() {
     random_file data 1
     head -c 65536 data >chunk
     write_at chunk /dev/mapper/r0 $((2048 * 512)) direct
-    assert_eq "$(remaps r0)" "$bad 9216" "remaps (only the failing sector, first data-area unit)"
-    assert_eq "$(status_field r0 $F_SPARE)" "1/$(( $(sectors "$SPARE") - 9216 ))" "spare used/total"
+    local first
+    first=$(first_spare_sector r0 "$SPARE")
+    assert_eq "$(remaps r0)" "$bad $first" "remaps (only the failing sector, first data-area unit)"
+    assert_eq "$(status_field r0 $F_SPARE | cut -d/ -f1)" 1 "spare units used"
     assert_eq "$(status_field r0 $F_WRITE_ERRORS)" 1 "write errors"
     assert_eq "$(status_field r0 $F_HEALTH)" ok "health"
     drop_caches
     assert_data chunk /dev/mapper/r0 $((2048 * 512)) direct
     # The spare holds the failed sector's data; main keeps the neighbours.
-    assert_eq "$(sha_at "$SPARE" $((9216 * 512)) 512 direct)" \
+    assert_eq "$(sha_at "$SPARE" $((first * 512)) 512 direct)" \
         "$(dd if=chunk bs=512 skip=8 count=1 status=none | sha256sum | cut -d' ' -f1)" "spare unit content"
     assert_eq "$(sha_at "$MAIN" $((2048 * 512)) 4096 direct)" \
         "$(head -c 4096 chunk | sha256sum | cut -d' ' -f1)" "neighbours on main"
@@ -117,9 +105,11 @@ test_remap_4kn_main() {
     assert_eq "$(blockdev --getss /dev/mapper/r0)" 4096 "logical block size"
     random_file data 1
     write_at data /dev/mapper/r0 $((96 * 4096)) direct
-    assert_eq "$(remaps r0)" "800 9216" "remap of block 100 (sector 800) to the first spare unit"
+    local first
+    first=$(first_spare_sector r0 "$spare")
+    assert_eq "$(remaps r0)" "800 $first" "remap of block 100 (sector 800) to the first spare unit"
     out=$(dmsetup message r0 0 remap 803)
-    assert_eq "$out" "800 9216" "remap of a sector inside an already remapped unit"
+    assert_eq "$out" "800 $first" "remap of a sector inside an already remapped unit"
     drop_caches
     assert_data data /dev/mapper/r0 $((96 * 4096)) direct
 }
@@ -131,7 +121,7 @@ test_remap_spare_exhaustion() {
     spare=$(linear small "$SCRATCH" 10240)
     main=$(dust_main)
     dmsetup create r0 --table "$(dmr_table "$main" "$spare")"
-    units=$(( $(sectors "$spare") - 9216 ))
+    units=$(status_field r0 $F_SPARE | cut -d/ -f2)
     for ((i = 0; i < units; i++)); do
         echo "remap $((i * 8))"
     done | dm_messages r0 >/dev/null

@@ -18,6 +18,7 @@ fn parses_every_verb() {
     assert_eq!(parse_words(&["stats"]), Ok(Message::Stats));
     assert_eq!(parse_words(&["clear_stats"]), Ok(Message::ClearStats));
     assert_eq!(parse_words(&["help"]), Ok(Message::Help));
+    assert_eq!(parse_words(&["commit"]), Ok(Message::Commit));
 }
 
 #[test]
@@ -42,6 +43,7 @@ fn refuses_malformed_messages() {
         (&["stats", "now"], BadArguments),
         (&["clear_stats", "1"], BadArguments),
         (&["help", "me"], BadArguments),
+        (&["commit", "now"], BadArguments),
     ];
     for (words, want) in cases {
         assert_eq!(parse_words(words), Err(*want), "{words:?}");
@@ -57,7 +59,7 @@ fn errors_have_messages() {
 
 #[test]
 fn help_names_every_verb() {
-    for verb in ["remap", "unremap", "clear_pending", "list", "stats", "clear_stats", "help"] {
+    for verb in ["remap", "unremap", "clear_pending", "list", "stats", "clear_stats", "commit", "help"] {
         assert!(HELP.lines().any(|l| l.split(' ').next() == Some(verb)), "{verb}");
     }
 }

@@ -40,6 +40,12 @@ fn refuses_unknown_feature() {
 }
 
 #[test]
+fn accepts_format_once() {
+    assert_eq!(args(&["a", "b", "1", "format"]).unwrap().features, Features { format: true });
+    assert_eq!(args(&["a", "b", "2", "format", "format"]), Err(TableError::DuplicateFeature));
+}
+
+#[test]
 fn refuses_trailing_words() {
     assert_eq!(args(&["a", "b", "0", "extra"]), Err(TableError::TooManyArguments));
 }
@@ -48,7 +54,7 @@ fn refuses_trailing_words() {
 fn every_error_has_a_distinct_message() {
     use TableError::*;
     let all = [
-        NotEnoughArguments, InvalidFeatureCount, TooManyArguments, UnknownFeature, CannotOpenMain,
+        NotEnoughArguments, InvalidFeatureCount, TooManyArguments, UnknownFeature, DuplicateFeature, CannotOpenMain,
         CannotOpenSpare, SameDevice, TargetBeyondMain, SpareTooSmall, StartMisaligned,
         LengthMisaligned, SpareBlockSizeTooLarge, InvalidBlockSize,
     ];

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Persistent metadata on the spare (format: `docs/metadata-format.md`, codec:
+//! `remap_core::metadata`): the in-memory image of the on-disk remap array and pending list,
+//! loading it at ctr (probe, choose a copy, check it block by block, repair the others) or
+//! formatting a new spare, and commits.
+//!
+//! Commit protocol (model: dm-thin): the spare's cache is flushed first, so that the data of
+//! every remap already recorded is durable; then the copies are written one after the other,
+//! each with its changed blocks first and its superblock last, all with FUA. A crash tears at
+//! most one copy, which the next load detects (a block newer than its superblock, or a bad
+//! checksum) and repairs from the newest valid copy. A copy only receives the blocks that
+//! changed since its own last complete write, so a commit after a few remaps writes a few
+//! blocks per copy, however large the table.
+
+#![forbid(unsafe_code)]
+
+use crate::dm::{BioOp, DmDev, PageBuffer};
+use crate::remap_core::metadata::{
+    self, classify, decode_superblock, encode_block, encode_superblock, layout_for,
+    probe_sectors, BlockKind, BlockPos, Classification, CopyChecker, Fed, Layout,
+    MainFingerprint, RemapEntry, Superblock, BLOCK_BYTES, COPIES, ENTRIES_PER_BLOCK,
+};
+use core::ffi::CStr;
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
+use kernel::prelude::*;
+
+/// Why the spare's metadata could not be loaded or created: `ti->error` and the errno.
+pub(crate) struct LoadError {
+    pub(crate) message: &'static CStr,
+    pub(crate) errno: Error,
+}
+
+fn refuse(message: &'static CStr) -> LoadError {
+    LoadError { message, errno: EINVAL }
+}
+
+fn io_error(message: &'static CStr) -> LoadError {
+    LoadError { message, errno: EIO }
+}
+
+fn no_memory(_: impl core::fmt::Debug) -> LoadError {
+    LoadError { message: c"Cannot allocate metadata", errno: ENOMEM }
+}
+
+/// A 4 KiB block buffer and the page it is read into / written from.
+struct BlockIo {
+    block: KBox<[u8; BLOCK_BYTES]>,
+    page: PageBuffer,
+}
+
+impl BlockIo {
+    fn new() -> Result<Self> {
+        Ok(Self { block: KBox::new([0; BLOCK_BYTES], GFP_KERNEL)?, page: PageBuffer::new()? })
+    }
+
+    /// Reads the block at `sector` of `dev` into `self.block`.
+    fn read(&mut self, dev: &DmDev, sector: u64) -> Result {
+        if !self.page.io(dev, sector, BLOCK_BYTES as u32, BioOp::Read, false).is_ok() {
+            return Err(EIO);
+        }
+        self.page.copy_to(&mut self.block[..])
+    }
+
+    /// Writes `self.block` at `sector` of `dev`, durable on return (FUA).
+    fn write(&mut self, dev: &DmDev, sector: u64) -> Result {
+        self.page.copy_from(&self.block[..])?;
+        if self.page.io(dev, sector, BLOCK_BYTES as u32, BioOp::Write, true).is_ok() {
+            Ok(())
+        } else {
+            Err(EIO)
+        }
+    }
+}
+
+/// What a commit did.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CommitReport {
+    /// Copies written completely.
+    pub(crate) copies_ok: u32,
+    /// Copies whose write failed (they are caught up by the next commit).
+    pub(crate) copies_failed: u32,
+}
+
+/// The metadata image: what the next commit writes, and what each copy already holds.
+pub(crate) struct Image {
+    sb: Superblock,
+    /// Raw on-disk entry of every spare data unit (see [`RemapEntry`]).
+    array: KVVec<u64>,
+    /// Per remap block: the sequence number of the commit that carries its last change.
+    changed: KVVec<u64>,
+    /// The sequence number of the commit that carries the pending list's last change.
+    pending_changed: u64,
+    /// Per copy: the sequence number of its last complete write (0: rewrite it whole).
+    written: [u64; COPIES],
+    dirty: bool,
+    io: BlockIo,
+}
+
+impl Image {
+    /// The spare layout (data area, capacities).
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.sb.layout
+    }
+
+    /// Sequence number of the last commit.
+    pub(crate) fn seq(&self) -> u64 {
+        self.sb.seq
+    }
+
+    /// Copies that hold the last committed state.
+    pub(crate) fn copies_current(&self) -> u32 {
+        self.written.iter().filter(|&&w| w == self.sb.seq).count() as u32
+    }
+
+    /// Changes wait for a commit.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Allocator high-water mark recorded by the last load (units).
+    pub(crate) fn high_water(&self) -> u64 {
+        self.sb.high_water
+    }
+
+    /// Every spare data unit's raw entry, in spare-unit order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, RemapEntry)> + '_ {
+        let start = self.sb.layout.data_start();
+        (0u64..).zip(self.array.iter()).map(move |(i, &raw)| (start.saturating_add(i), RemapEntry::from_raw(raw)))
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.sb.seq.saturating_add(1)
+    }
+
+    fn set(&mut self, spare_unit: u64, entry: RemapEntry) {
+        let Some((block, slot)) = self.sb.layout.remap_slot(spare_unit) else {
+            return;
+        };
+        let Some(raw) = entry.to_raw() else {
+            return;
+        };
+        let index = usize::try_from(block).unwrap_or(usize::MAX).saturating_mul(ENTRIES_PER_BLOCK).saturating_add(slot);
+        let next = self.next_seq();
+        if let (Some(place), Some(changed)) =
+            (self.array.get_mut(index), self.changed.get_mut(usize::try_from(block).unwrap_or(usize::MAX)))
+        {
+            let count = |e: RemapEntry| match e {
+                RemapEntry::Remapped(_) => (1u64, 0u64),
+                RemapEntry::Bad => (0, 1),
+                RemapEntry::Free => (0, 0),
+            };
+            let (old_remaps, old_bad) = count(RemapEntry::from_raw(*place));
+            let (new_remaps, new_bad) = count(entry);
+            self.sb.remap_count = self.sb.remap_count.saturating_sub(old_remaps).saturating_add(new_remaps);
+            self.sb.bad_count = self.sb.bad_count.saturating_sub(old_bad).saturating_add(new_bad);
+            *place = raw;
+            *changed = next;
+            self.dirty = true;
+        }
+    }
+
+    /// Records that spare unit `spare_unit` holds main unit `main_unit`.
+    pub(crate) fn set_remap(&mut self, spare_unit: u64, main_unit: u64) {
+        self.set(spare_unit, RemapEntry::Remapped(main_unit));
+    }
+
+    /// Records that spare unit `spare_unit` is free again.
+    pub(crate) fn set_free(&mut self, spare_unit: u64) {
+        self.set(spare_unit, RemapEntry::Free);
+    }
+
+    /// Records that spare unit `spare_unit` is bad.
+    pub(crate) fn set_bad(&mut self, spare_unit: u64) {
+        self.set(spare_unit, RemapEntry::Bad);
+    }
+
+    /// Records that the set of pending units changed (it is written whole).
+    pub(crate) fn pending_changed(&mut self) {
+        self.pending_changed = self.next_seq();
+        self.dirty = true;
+    }
+
+    /// Writes the changes (and any copy that lags) to the spare. `pending` gives the pending
+    /// main units (at most the pending capacity are kept), `high_water` the allocator's mark.
+    /// Sleeps.
+    ///
+    /// # Errors
+    /// `EIO` if the spare could not be flushed or no copy could be written; the image stays
+    /// dirty and the next commit tries again.
+    pub(crate) fn commit(
+        &mut self,
+        spare: &DmDev,
+        pending: &mut dyn FnMut(&mut [u64]) -> usize,
+        high_water: u64,
+    ) -> Result<CommitReport> {
+        if !self.dirty && self.copies_current() as usize == COPIES {
+            return Ok(CommitReport { copies_ok: COPIES as u32, copies_failed: 0 });
+        }
+        // The data of every remap in this commit is on the spare: make it durable first.
+        spare.flush()?;
+        let seq = self.next_seq();
+        let mut sb = self.sb;
+        sb.seq = seq;
+        sb.high_water = high_water.clamp(sb.layout.data_start(), sb.layout.data_end());
+        // The pending list is small: gather it once for all copies.
+        let mut pending_units: KVVec<u64> = KVVec::from_elem(0, sb.layout.pending_capacity().try_into().unwrap_or(0), GFP_KERNEL)?;
+        let count = pending(&mut pending_units[..]);
+        sb.pending_count = count as u64;
+        let mut report = CommitReport::default();
+        for copy in 0..COPIES {
+            match self.write_copy(spare, copy, &sb, &pending_units[..count.min(pending_units.len())]) {
+                Ok(()) => {
+                    self.written[copy] = seq;
+                    report.copies_ok = report.copies_ok.saturating_add(1);
+                }
+                Err(_) => report.copies_failed = report.copies_failed.saturating_add(1),
+            }
+        }
+        if report.copies_ok == 0 {
+            return Err(EIO);
+        }
+        self.sb = sb;
+        self.dirty = false;
+        Ok(report)
+    }
+
+    fn write_copy(&mut self, spare: &DmDev, copy: usize, sb: &Superblock, pending: &[u64]) -> Result {
+        let since = self.written.get(copy).copied().unwrap_or(0);
+        let layout = sb.layout;
+        for block in 0..layout.remap_blocks() {
+            let b = usize::try_from(block).map_err(|_| EINVAL)?;
+            if since != 0 && self.changed.get(b).copied().unwrap_or(u64::MAX) <= since {
+                continue;
+            }
+            let first = b.saturating_mul(ENTRIES_PER_BLOCK);
+            let end = first.saturating_add(ENTRIES_PER_BLOCK).min(self.array.len());
+            let entries = self.array.get(first..end).ok_or(EINVAL)?;
+            encode_block(BlockKind::Remap, block, sb.seq, entries, &mut self.io.block).map_err(|_| EINVAL)?;
+            let sector = layout.block_sector(copy, BlockPos::Remap(block)).ok_or(EINVAL)?;
+            self.io.write(spare, sector)?;
+        }
+        if since == 0 || self.pending_changed > since {
+            for (block, chunk) in (0..layout.pending_blocks()).zip(PendingChunks::new(pending)) {
+                let mut raw = [0u64; ENTRIES_PER_BLOCK];
+                for (place, &unit) in raw.iter_mut().zip(chunk) {
+                    *place = metadata::pending_to_raw(unit).unwrap_or(0);
+                }
+                encode_block(BlockKind::Pending, block, sb.seq, &raw, &mut self.io.block).map_err(|_| EINVAL)?;
+                let sector = layout.block_sector(copy, BlockPos::Pending(block)).ok_or(EINVAL)?;
+                self.io.write(spare, sector)?;
+            }
+        }
+        let mut copy_sb = *sb;
+        copy_sb.copy_index = copy as u32;
+        encode_superblock(&copy_sb, &mut self.io.block).map_err(|_| EINVAL)?;
+        let sector = layout.block_sector(copy, BlockPos::Superblock).ok_or(EINVAL)?;
+        self.io.write(spare, sector)
+    }
+}
+
+/// Splits a pending list into the 510-entry chunks of the pending blocks, then empty chunks.
+struct PendingChunks<'a> {
+    rest: &'a [u64],
+}
+
+impl<'a> PendingChunks<'a> {
+    fn new(units: &'a [u64]) -> Self {
+        Self { rest: units }
+    }
+}
+
+impl<'a> Iterator for PendingChunks<'a> {
+    type Item = &'a [u64];
+    fn next(&mut self) -> Option<&'a [u64]> {
+        let n = self.rest.len().min(ENTRIES_PER_BLOCK);
+        let (chunk, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        Some(chunk)
+    }
+}
+
+/// What [`open`] found and did.
+pub(crate) struct Opened {
+    pub(crate) image: Image,
+    /// Pending main units from the metadata.
+    pub(crate) pending: KVVec<u64>,
+    /// Copies rewritten because they were damaged or stale.
+    pub(crate) repaired: u32,
+    /// The spare was formatted now.
+    pub(crate) formatted: bool,
+}
+
+/// Loads the spare's metadata, repairing damaged or stale copies, or formats a zeroed spare
+/// (or a foreign one if `format` is allowed). Nothing is written when the load is refused.
+///
+/// # Errors
+/// A [`LoadError`] with the `ti->error` message: foreign data without `format`, no valid
+/// copy, a spare made for another main device or unit, unreadable copies, no memory.
+pub(crate) fn open(
+    spare: &DmDev,
+    main: MainFingerprint,
+    unit_sectors: u32,
+    uuid: [u8; 16],
+    format_allowed: bool,
+) -> Result<Opened, LoadError> {
+    let mut io = BlockIo::new().map_err(no_memory)?;
+    let spare_sectors = spare.nr_sectors();
+    // Superblocks can only be at these sectors, whatever the layout.
+    let mut heads: KVVec<KBox<[u8; BLOCK_BYTES]>> = KVVec::new();
+    let mut found: [Option<Superblock>; COPIES] = [None; COPIES];
+    for sector in probe_sectors(spare_sectors) {
+        io.read(spare, sector).map_err(|_| io_error(c"Cannot read the spare device"))?;
+        if let Ok(sb) = decode_superblock(&io.block) {
+            if sb.home_sector() == Some(sector) {
+                if let Some(slot) = found.get_mut(sb.copy_index as usize) {
+                    // Several layouts may leave copies of the same index: keep the newest.
+                    if slot.map_or(true, |old| sb.seq > old.seq) {
+                        *slot = Some(sb);
+                    }
+                }
+            }
+        }
+        heads.push(KBox::new(*io.block, GFP_KERNEL).map_err(no_memory)?, GFP_KERNEL).map_err(no_memory)?;
+    }
+    let head_refs: KVVec<&[u8; BLOCK_BYTES]> = {
+        let mut v = KVVec::with_capacity(heads.len(), GFP_KERNEL).map_err(no_memory)?;
+        for h in heads.iter() {
+            v.push(&**h, GFP_KERNEL).map_err(no_memory)?;
+        }
+        v
+    };
+    let classification = classify(&head_refs);
+    drop(head_refs);
+    drop(heads);
+    if !matches!(classification, Classification::Ours { .. }) {
+        // No superblock anywhere, yet copy 0's first remap block may still be ours: then every
+        // copy was damaged, and formatting would throw away the remap table. Refuse.
+        io.read(spare, metadata::BLOCK_SECTORS).map_err(|_| io_error(c"Cannot read the spare device"))?;
+        if metadata::decode_block(&io.block, BlockKind::Remap, 0).is_ok() {
+            return Err(refuse(c"All metadata copies are invalid"));
+        }
+    }
+    match classification {
+        Classification::Zeroed => return format(spare, io, main, unit_sectors, uuid),
+        Classification::Foreign if format_allowed => return format(spare, io, main, unit_sectors, uuid),
+        Classification::Foreign => {
+            return Err(refuse(c"Spare holds foreign data (add the 'format' feature to overwrite it)"))
+        }
+        Classification::Ours { .. } => {}
+    }
+    load(spare, io, found, main, unit_sectors)
+}
+
+fn format(
+    spare: &DmDev,
+    io: BlockIo,
+    main: MainFingerprint,
+    unit_sectors: u32,
+    uuid: [u8; 16],
+) -> Result<Opened, LoadError> {
+    let layout = layout_for(spare.nr_sectors(), unit_sectors, main.main_sectors)
+        .ok_or_else(|| refuse(c"Spare device too small"))?;
+    let sb = Superblock::new_format(layout, uuid, main).map_err(|_| refuse(c"Main device does not fit the format"))?;
+    let mut image = new_image(sb, io)?;
+    // A fresh spare: every block of every copy is written (seq 1, all entries zero).
+    image.sb.seq = 0;
+    image.dirty = true;
+    image.commit(spare, &mut |_| 0, layout.data_start()).map_err(|_| io_error(c"Cannot write metadata to the spare"))?;
+    if image.copies_current() as usize != COPIES {
+        return Err(io_error(c"Cannot write every metadata copy to the spare"));
+    }
+    Ok(Opened { image, pending: KVVec::new(), repaired: 0, formatted: true })
+}
+
+fn new_image(sb: Superblock, io: BlockIo) -> Result<Image, LoadError> {
+    let units = usize::try_from(sb.layout.data_units()).map_err(no_memory)?;
+    let blocks = usize::try_from(sb.layout.remap_blocks()).map_err(no_memory)?;
+    Ok(Image {
+        sb,
+        array: KVVec::from_elem(0, units, GFP_KERNEL).map_err(no_memory)?,
+        changed: KVVec::from_elem(0, blocks, GFP_KERNEL).map_err(no_memory)?,
+        pending_changed: 0,
+        written: [0; COPIES],
+        dirty: false,
+        io,
+    })
+}
+
+fn load(
+    spare: &DmDev,
+    io: BlockIo,
+    mut found: [Option<Superblock>; COPIES],
+    main: MainFingerprint,
+    unit_sectors: u32,
+) -> Result<Opened, LoadError> {
+    let mut io = Some(io);
+    // Check the chosen copy block by block; if it fails, drop it and choose again.
+    for _ in 0..COPIES {
+        let choice = metadata::choose(&found).map_err(|_| refuse(c"All metadata copies are invalid"))?;
+        let sb = choice.superblock;
+        if !sb.main.matches(&main) {
+            return Err(refuse(c"Spare belongs to another main device"));
+        }
+        if sb.layout.unit_sectors() != unit_sectors {
+            return Err(refuse(c"Spare was formatted for another remap unit"));
+        }
+        if sb.layout.spare_sectors() > spare.nr_sectors() {
+            return Err(refuse(c"Spare device is smaller than its metadata says"));
+        }
+        let mut image = new_image(sb, io.take().ok_or_else(|| no_memory(()))?)?;
+        let mut pending = KVVec::new();
+        match read_copy(spare, &mut image, choice.copy, &mut pending) {
+            Ok(()) => {
+                // Every other copy: up to date, or to be rewritten whole by the commit below.
+                let mut repaired: u32 = 0;
+                for copy in 0..COPIES {
+                    let current = copy == choice.copy
+                        || (!choice.needs_rewrite(copy) && verify_copy(spare, &mut image, copy).is_ok());
+                    image.written[copy] = if current { sb.seq } else { 0 };
+                    if !current {
+                        repaired = repaired.saturating_add(1);
+                    }
+                }
+                if repaired > 0 {
+                    image.dirty = true;
+                    let pending_list = &pending;
+                    image
+                        .commit(spare, &mut |out| copy_pending(pending_list, out), sb.high_water)
+                        .map_err(|_| io_error(c"Cannot repair the metadata copies"))?;
+                }
+                return Ok(Opened { image, pending, repaired, formatted: false });
+            }
+            Err(_) => {
+                if let Some(slot) = found.get_mut(choice.copy) {
+                    *slot = None;
+                }
+                io = Some(image.io);
+            }
+        }
+    }
+    Err(refuse(c"All metadata copies are invalid"))
+}
+
+fn copy_pending(units: &[u64], out: &mut [u64]) -> usize {
+    out.iter_mut().zip(units).map(|(place, &unit)| *place = unit).count()
+}
+
+/// Reads copy `copy` of the image's superblock into the image, checking every block.
+fn read_copy(spare: &DmDev, image: &mut Image, copy: usize, pending: &mut KVVec<u64>) -> Result {
+    let sb = image.sb;
+    let mut checker = CopyChecker::new(copy, &sb).map_err(|_| EINVAL)?;
+    while let Some(sector) = checker.next_sector() {
+        image.io.read(spare, sector)?;
+        match checker.feed(&image.io.block).map_err(|_| EINVAL)? {
+            Fed::Remap(block) => {
+                for (spare_unit, entry) in block.entries() {
+                    let index = spare_unit.checked_sub(sb.layout.data_start()).ok_or(EINVAL)?;
+                    let place = image.array.get_mut(usize::try_from(index).map_err(|_| EINVAL)?).ok_or(EINVAL)?;
+                    *place = entry.to_raw().ok_or(EINVAL)?;
+                }
+            }
+            Fed::Pending(block) => {
+                for unit in block.units() {
+                    pending.push(unit, GFP_KERNEL)?;
+                }
+            }
+        }
+    }
+    checker.finish().map_err(|_| EINVAL)?;
+    Ok(())
+}
+
+/// Checks that copy `copy` holds exactly the image's state, block by block.
+fn verify_copy(spare: &DmDev, image: &mut Image, copy: usize) -> Result {
+    let sb = image.sb;
+    let sector = sb.layout.block_sector(copy, BlockPos::Superblock).ok_or(EINVAL)?;
+    image.io.read(spare, sector)?;
+    let theirs = decode_superblock(&image.io.block).map_err(|_| EINVAL)?;
+    if !theirs.same_state(&sb) {
+        return Err(EINVAL);
+    }
+    let mut checker = CopyChecker::new(copy, &theirs).map_err(|_| EINVAL)?;
+    while let Some(sector) = checker.next_sector() {
+        image.io.read(spare, sector)?;
+        if let Fed::Remap(block) = checker.feed(&image.io.block).map_err(|_| EINVAL)? {
+            for (spare_unit, entry) in block.entries() {
+                let index = spare_unit.checked_sub(sb.layout.data_start()).ok_or(EINVAL)?;
+                let ours = image.array.get(usize::try_from(index).map_err(|_| EINVAL)?).copied();
+                if ours != entry.to_raw() {
+                    return Err(EINVAL);
+                }
+            }
+        }
+    }
+    checker.finish().map_err(|_| EINVAL)?;
+    Ok(())
+}
