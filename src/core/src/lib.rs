@@ -19,3 +19,5 @@ pub mod status;
 pub mod remap_table;
 pub mod spare_alloc;
 pub mod region_map;
+pub mod crc32c;
+pub mod metadata;
