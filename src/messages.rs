@@ -10,6 +10,7 @@ use crate::remap::Remap;
 use crate::repair::RELOCATE_ATTEMPTS;
 use crate::remap_core::message::{self, Message, MessageError, HELP};
 use crate::remap_core::remap_table::Entry;
+use crate::remap_core::status;
 use crate::stats::Stats;
 use core::ffi::CStr;
 use core::fmt::Write;
@@ -76,21 +77,7 @@ impl Remap {
                 Ok(())
             }
             Message::Stats => {
-                let c = self.counters();
-                let _ = writeln!(
-                    out,
-                    "remaps={} pending={} spare_used={} spare_total={} read_errors={} write_errors={} \
-                     spare_errors={} remap_failures={} health={}",
-                    c.remaps,
-                    c.pending,
-                    c.spare_used,
-                    c.spare_total,
-                    c.read_errors,
-                    c.write_errors,
-                    Stats::get(&self.stats.spare_errors),
-                    c.remap_failures,
-                    c.health.as_str()
-                );
+                let _ = status::write_stats(out, &self.counters());
                 Ok(())
             }
             Message::ClearStats => {

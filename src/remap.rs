@@ -344,6 +344,7 @@ impl Remap {
             read_errors: Stats::get(&self.stats.read_errors),
             write_errors: Stats::get(&self.stats.write_errors),
             remap_failures,
+            spare_errors: Stats::get(&self.stats.spare_errors),
             health: Health::derive(pending, remap_failures, spare_total.saturating_sub(spare_used)),
             metadata_seq: Stats::get(&self.stats.metadata_seq),
             metadata_copies: u32::try_from(Stats::get(&self.stats.metadata_copies)).unwrap_or(0),

@@ -78,6 +78,8 @@ pub struct Counters {
     pub write_errors: u64,
     /// Errors that could not be remapped (spare full or failing).
     pub remap_failures: u64,
+    /// I/O errors of the spare device (in the `stats` message, not in INFO).
+    pub spare_errors: u64,
     /// Overall state.
     pub health: Health,
     /// Sequence number of the last metadata commit.
@@ -112,6 +114,24 @@ pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
     )
 }
 
+/// Writes the output of the `stats` message: the counters as `key=value` words, one line.
+pub fn write_stats(w: &mut dyn Write, c: &Counters) -> fmt::Result {
+    writeln!(
+        w,
+        "remaps={} pending={} spare_used={} spare_total={} read_errors={} write_errors={} \
+         spare_errors={} remap_failures={} health={}",
+        c.remaps,
+        c.pending,
+        c.spare_used,
+        c.spare_total,
+        c.read_errors,
+        c.write_errors,
+        c.spare_errors,
+        c.remap_failures,
+        c.health.as_str()
+    )
+}
+
 /// Writes the TABLE status line from the devices' names (as dm reports them, `major:minor`)
 /// and the features. The feature count is written only when there are features.
 pub fn write_table(w: &mut dyn Write, main: &str, spare: &str, features: &Features) -> fmt::Result {
@@ -129,9 +149,8 @@ mod tests {
     use super::*;
     use std::string::String;
 
-    #[test]
-    fn info_line_has_documented_fields() {
-        let c = Counters {
+    fn sample() -> Counters {
+        Counters {
             unit_sectors: 8,
             remaps: 3,
             pending: 1,
@@ -140,15 +159,31 @@ mod tests {
             read_errors: 5,
             write_errors: 6,
             remap_failures: 7,
+            spare_errors: 9,
             health: Health::Ok,
             metadata_seq: 42,
             metadata_copies: 5,
             metadata_repairs: 1,
             metadata_errors: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn info_line_has_documented_fields() {
         let mut s = String::new();
-        write_info(&mut s, &c).unwrap();
+        write_info(&mut s, &sample()).unwrap();
         assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok 42 5/5 1 2");
+    }
+
+    #[test]
+    fn stats_line_names_every_counter() {
+        let mut s = String::new();
+        write_stats(&mut s, &sample()).unwrap();
+        assert_eq!(
+            s,
+            "remaps=3 pending=1 spare_used=4 spare_total=1000 read_errors=5 write_errors=6 \
+             spare_errors=9 remap_failures=7 health=ok\n"
+        );
     }
 
     #[test]
