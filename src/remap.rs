@@ -323,7 +323,13 @@ impl Remap {
             _ => {}
         }
         let mut n = 1;
-        while n < units && !needs_own_route(self.table.lookup(&guard, first.saturating_add(n))) {
+        while n < units {
+            let unit = first.saturating_add(n);
+            // The region bitmap answers for most units without a hash lookup (it is exact when
+            // a region is one unit, as on devices up to 256 GiB with 512-byte units).
+            if self.table.any_in(unit, unit.saturating_add(1)) && needs_own_route(self.table.lookup(&guard, unit)) {
+                break;
+            }
             n += 1;
         }
         Routing::Main(n)
