@@ -7,7 +7,7 @@
 
 use crate::dm::{Arg, BioOp, NoIoScope, PageBuffer, ResultBuffer, TargetError, TargetInfo};
 use crate::remap::Remap;
-use crate::repair::RELOCATE_ATTEMPTS;
+use crate::repair::PlaceError;
 use crate::remap_core::message::{self, Message, MessageError, HELP};
 use crate::remap_core::remap_table::Entry;
 use crate::remap_core::status;
@@ -123,24 +123,16 @@ impl Remap {
             let _ = writeln!(out, "{} pending", sector);
             return Ok(());
         }
-        for _ in 0..RELOCATE_ATTEMPTS {
-            let Ok(spare) = table.allocate() else {
-                Stats::count(&self.stats.remap_failures);
-                ti.raise_event();
-                return Err(failed(c"Spare device full", ENOSPC));
-            };
-            if page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true).is_ok() {
-                table
-                    .set(unit, Entry::Remapped { spare })
-                    .map_err(|e| failed(c"Cannot record the remap", e))?;
+        let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true).is_ok();
+        match self.place_on_spare(ti, &mut table, unit, write) {
+            Ok(spare) => {
                 let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
-                return Ok(());
+                Ok(())
             }
-            Stats::count(&self.stats.spare_errors);
-            table.mark_bad(spare);
+            Err(PlaceError::SpareFull) => Err(failed(c"Spare device full", ENOSPC)),
+            Err(PlaceError::SpareFails) => Err(failed(c"Spare device fails", EIO)),
+            Err(PlaceError::NotRecorded) => Err(failed(c"Cannot record the remap", ENOMEM)),
         }
-        Stats::count(&self.stats.remap_failures);
-        Err(failed(c"Spare device fails", EIO))
     }
 
     /// `unremap`: copies main unit `unit` back from its spare unit and drops the remap, if

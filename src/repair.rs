@@ -16,10 +16,21 @@ use crate::dm::{BioOp, BlkStatus, DeferredBio, NoIoScope, RcuReadGuard, TargetIn
 use crate::remap::{PerBio, Remap};
 use crate::remap_core::remap_table::Entry;
 use crate::stats::Stats;
+use crate::table::TableWriter;
 use kernel::prelude::*;
 
 /// Spare units tried for one main unit before giving up (each failing one is marked bad).
-pub(crate) const RELOCATE_ATTEMPTS: u32 = 3;
+const RELOCATE_ATTEMPTS: u32 = 3;
+
+/// Why [`Remap::place_on_spare`] could not give a unit a spare unit.
+pub(crate) enum PlaceError {
+    /// No spare unit is left.
+    SpareFull,
+    /// Every spare unit tried failed its write.
+    SpareFails,
+    /// The remap could not be recorded in the table (no memory to grow it).
+    NotRecorded,
+}
 
 impl Remap {
     /// Finishes a deferred bio unit by unit and completes it.
@@ -112,6 +123,30 @@ impl Remap {
                 return bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
             }
         }
+        let write = |spare: u64| bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare)).is_ok();
+        match self.place_on_spare(ti, &mut table, unit, write) {
+            Ok(_) => {
+                if let Some(bad) = failed {
+                    table.mark_bad(bad);
+                }
+                BlkStatus::OK
+            }
+            Err(_) => BlkStatus::IOERR,
+        }
+    }
+
+    /// Gives main unit `unit` a new spare unit: allocates one, lets `write` put the unit's data
+    /// there (given the spare unit, true on success), then records the remap. A spare unit whose
+    /// write fails is marked bad and another is tried, up to [`RELOCATE_ATTEMPTS`]. Counts,
+    /// logs (rate-limited) and raises a dm event when the spare is or becomes full. The caller
+    /// holds the table writer; used by the worker and by the `remap` message.
+    pub(crate) fn place_on_spare(
+        &self,
+        ti: &TargetInfo,
+        table: &mut TableWriter<'_>,
+        unit: u64,
+        mut write: impl FnMut(u64) -> bool,
+    ) -> Result<u64, PlaceError> {
         for _ in 0..RELOCATE_ATTEMPTS {
             let Ok(spare) = table.allocate() else {
                 Stats::count(&self.stats.remap_failures);
@@ -119,15 +154,13 @@ impl Remap {
                     pr_err!("{}: spare full, cannot remap sector {}\n", ti.device_name(), self.layout.sector_of(unit));
                 }
                 ti.raise_event();
-                return BlkStatus::IOERR;
+                return Err(PlaceError::SpareFull);
             };
-            if bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare)).is_ok() {
+            if write(spare) {
                 if table.set(unit, Entry::Remapped { spare }).is_err() {
                     table.free(spare);
-                    break;
-                }
-                if let Some(bad) = failed {
-                    table.mark_bad(bad);
+                    Stats::count(&self.stats.remap_failures);
+                    return Err(PlaceError::NotRecorded);
                 }
                 if self.log_limit.allow() {
                     pr_warn!(
@@ -140,13 +173,13 @@ impl Remap {
                 if table.spare_available() == 0 {
                     ti.raise_event();
                 }
-                return BlkStatus::OK;
+                return Ok(spare);
             }
             Stats::count(&self.stats.spare_errors);
             table.mark_bad(spare);
         }
         Stats::count(&self.stats.remap_failures);
-        BlkStatus::IOERR
+        Err(PlaceError::SpareFails)
     }
 
     /// Reads the bio's unit at `offset` for main unit `unit`; marks it pending if main fails.
