@@ -9,6 +9,10 @@ mkdir -p "$CACHE"
 # Pinned tool versions: part of the cache keys.
 BINDGEN_VERSION=0.72.1
 KERNEL_SERIES=${KERNEL_SERIES:-6.12}
+# The second kernel series the module is built and tested on: Debian ships it in trixie-backports
+# only, so scripts/install-deps fetches it into the cache (newest version of the series offered).
+KERNEL_SERIES_NEXT=7.3
+KERNEL_SERIES_NEXT_SUITE=trixie-backports
 
 # The kernel toolchain: Debian's rustc (with library source) and clang 19, never rustup's.
 KRUSTC=/usr/bin/rustc
@@ -39,4 +43,18 @@ kernel_path() {
     local p
     p=$(printf '%s' "$PATH" | tr ':' '\n' | grep -v '/.cargo/bin' | paste -sd:)
     echo "$LLVM_BIN:$p"
+}
+
+# Prints "TARBALL VERSION" of the linux-source package for $KERNEL_SERIES: the installed Debian
+# package if there is one, else the copy scripts/install-deps fetched into $CACHE/linux-source-*.
+kernel_source() {
+    local pkg=linux-source-$KERNEL_SERIES dir v
+    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        echo "/usr/src/$pkg.tar.xz $(dpkg-query -W -f='${Version}' "$pkg")"
+        return
+    fi
+    dir=$CACHE/$pkg
+    [[ -f $dir/version ]] || die "$pkg is neither installed nor fetched: run scripts/install-deps"
+    v=$(cat "$dir/version")
+    echo "$dir/$v/$pkg.tar.xz $v"
 }
