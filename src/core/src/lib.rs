@@ -16,6 +16,7 @@
 pub mod table_line;
 pub mod message;
 pub mod status;
+pub mod status_parse;
 pub mod remap_table;
 pub mod spare_alloc;
 pub mod region_map;

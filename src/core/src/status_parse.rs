@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Parsing of the INFO status line (`dmsetup status`, `docs/status.md`), for host tools: the
+//! reverse of [`super::status::write_info`].
+//!
+//! Tolerant where the line may grow and strict where it may not: the layout `<format>` must be
+//! 1, the thirteen fields of format 1 must be there and well formed; the scan fields appended
+//! later (`<scan_state> <scan_progress>`) are optional, health and scan-state words this
+//! version does not know are kept as they are, and any further appended fields are ignored.
+
+use super::table_line::parse_decimal;
+
+/// The INFO status line, parsed. Units as in `docs/status.md`: counts of remap units unless a
+/// name says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InfoStatus<'a> {
+    /// The remap unit in 512-byte sectors.
+    pub unit_sectors: u32,
+    /// Main units redirected to the spare.
+    pub remaps: u64,
+    /// Main units that failed a read and wait for a write.
+    pub pending: u64,
+    /// Spare data-area units in use.
+    pub spare_used: u64,
+    /// Spare data-area units in all.
+    pub spare_total: u64,
+    /// Read errors seen from either device.
+    pub read_errors: u64,
+    /// Write errors seen from either device.
+    pub write_errors: u64,
+    /// Errors that could not be remapped.
+    pub remap_failures: u64,
+    /// The health word as printed (`ok`, `degraded`, `spare_low`, `spare_full`, or a word of a
+    /// newer module).
+    pub health: &'a str,
+    /// Sequence number of the last metadata commit.
+    pub metadata_seq: u64,
+    /// Metadata copies (of 5) holding the last commit.
+    pub metadata_copies: u32,
+    /// Copies rewritten when the device was created.
+    pub metadata_repairs: u64,
+    /// Failed metadata writes.
+    pub metadata_errors: u64,
+    /// Background scan state (`off`, `idle`, `scanning`, or a newer word); `None` from a module
+    /// that does not print it.
+    pub scan_state: Option<&'a str>,
+    /// Progress of the current scan pass, per cent (0..=100); `None` when not printed.
+    pub scan_progress: Option<u32>,
+}
+
+/// Why an INFO line was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusError {
+    /// Fewer fields than format 1 has.
+    MissingField,
+    /// The layout version is not 1 (the value found, if it is a number).
+    UnknownFormat,
+    /// A field that must be a number (or `<a>/<b>`) is not; the 1-based field position.
+    BadField(usize),
+}
+
+impl StatusError {
+    /// A short description.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::MissingField => "status line has too few fields",
+            Self::UnknownFormat => "status line has an unknown layout version",
+            Self::BadField(_) => "status line has a malformed field",
+        }
+    }
+}
+
+impl core::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadField(n) => write!(f, "{} (field {n})", self.message()),
+            _ => f.write_str(self.message()),
+        }
+    }
+}
+
+/// Parses the target's INFO status (the part after `<start> <len> dm-remap-v4`).
+///
+/// # Errors
+/// [`StatusError::MissingField`], [`StatusError::UnknownFormat`], [`StatusError::BadField`].
+pub fn parse_info(line: &str) -> Result<InfoStatus<'_>, StatusError> {
+    let mut fields = line.split_ascii_whitespace();
+    let mut position = 0usize;
+    let mut next = || {
+        position = position.saturating_add(1);
+        fields.next().map(|word| (position, word)).ok_or(StatusError::MissingField)
+    };
+    let number = |(at, word): (usize, &str)| parse_decimal(word.as_bytes()).ok_or(StatusError::BadField(at));
+    let small = |(at, word): (usize, &str)| {
+        parse_decimal(word.as_bytes()).and_then(|n| u32::try_from(n).ok()).ok_or(StatusError::BadField(at))
+    };
+    let pair = |(at, word): (usize, &str)| -> Result<(u64, u64), StatusError> {
+        let (a, b) = word.split_once('/').ok_or(StatusError::BadField(at))?;
+        Ok((number((at, a))?, number((at, b))?))
+    };
+    if number(next()?).ok() != Some(1) {
+        return Err(StatusError::UnknownFormat);
+    }
+    let unit_sectors = small(next()?)?;
+    let remaps = number(next()?)?;
+    let pending = number(next()?)?;
+    let (spare_used, spare_total) = pair(next()?)?;
+    let read_errors = number(next()?)?;
+    let write_errors = number(next()?)?;
+    let remap_failures = number(next()?)?;
+    let health = next()?.1;
+    let metadata_seq = number(next()?)?;
+    let copies_field = next()?;
+    let (copies, of) = pair(copies_field)?;
+    let metadata_copies = match (u32::try_from(copies), of) {
+        (Ok(copies), 5) => copies,
+        _ => return Err(StatusError::BadField(copies_field.0)),
+    };
+    let metadata_repairs = number(next()?)?;
+    let metadata_errors = number(next()?)?;
+    let (scan_state, scan_progress) = match (next().ok(), next().ok()) {
+        (Some((_, state)), Some(progress)) => (Some(state), Some(small(progress)?)),
+        (Some((at, _)), None) => return Err(StatusError::BadField(at.saturating_add(1))),
+        _ => (None, None),
+    };
+    Ok(InfoStatus {
+        unit_sectors,
+        remaps,
+        pending,
+        spare_used,
+        spare_total,
+        read_errors,
+        write_errors,
+        remap_failures,
+        health,
+        metadata_seq,
+        metadata_copies,
+        metadata_repairs,
+        metadata_errors,
+        scan_state,
+        scan_progress,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::{write_info, Counters, Health};
+    use super::*;
+    use std::string::String;
+
+    #[test]
+    fn parses_what_the_module_writes() {
+        let counters = Counters {
+            unit_sectors: 8,
+            remaps: 3,
+            pending: 1,
+            spare_used: 4,
+            spare_total: 1000,
+            read_errors: 5,
+            write_errors: 6,
+            remap_failures: 7,
+            spare_errors: 9,
+            health: Health::SpareFull,
+            metadata_seq: 42,
+            metadata_copies: 4,
+            metadata_repairs: 1,
+            metadata_errors: 2,
+        };
+        let mut line = String::new();
+        write_info(&mut line, &counters).unwrap();
+        let info = parse_info(&line).unwrap();
+        assert_eq!(
+            (info.unit_sectors, info.remaps, info.pending, info.spare_used, info.spare_total),
+            (8, 3, 1, 4, 1000)
+        );
+        assert_eq!((info.read_errors, info.write_errors, info.remap_failures), (5, 6, 7));
+        assert_eq!(info.health, "spare_full");
+        assert_eq!((info.metadata_seq, info.metadata_copies), (42, 4));
+        assert_eq!((info.metadata_repairs, info.metadata_errors), (1, 2));
+        assert_eq!((info.scan_state, info.scan_progress), (None, None));
+    }
+
+    #[test]
+    fn accepts_scan_fields_unknown_words_and_later_fields() {
+        let info = parse_info("1 1 0 0 0/112640 0 0 0 spare_low 1 5/5 0 0 scanning 37").unwrap();
+        assert_eq!(info.health, "spare_low");
+        assert_eq!((info.scan_state, info.scan_progress), (Some("scanning"), Some(37)));
+        let info = parse_info("1 1 0 0 0/9 0 0 0 newword 1 5/5 0 0 paused 0 77 more").unwrap();
+        assert_eq!((info.health, info.scan_state), ("newword", Some("paused")));
+    }
+
+    #[test]
+    fn refuses_malformed_lines() {
+        assert_eq!(parse_info(""), Err(StatusError::MissingField));
+        assert_eq!(parse_info("2 1 0 0 0/9 0 0 0 ok 1 5/5 0 0"), Err(StatusError::UnknownFormat));
+        assert_eq!(parse_info("1 1 0 0 0/9 0 0 0 ok 1 5/5 0"), Err(StatusError::MissingField));
+        assert_eq!(parse_info("1 1 x 0 0/9 0 0 0 ok 1 5/5 0 0"), Err(StatusError::BadField(3)));
+        assert_eq!(parse_info("1 1 0 0 09 0 0 0 ok 1 5/5 0 0"), Err(StatusError::BadField(5)));
+        assert_eq!(parse_info("1 1 0 0 0/9 0 0 0 ok 1 5/4 0 0"), Err(StatusError::BadField(11)));
+        assert_eq!(parse_info("1 1 0 0 0/9 0 0 0 ok 1 5/5 0 0 idle"), Err(StatusError::BadField(15)));
+        assert_eq!(parse_info("1 1 0 0 0/9 0 0 0 ok 1 5/5 0 0 idle x"), Err(StatusError::BadField(15)));
+        assert_eq!(format!("{}", StatusError::BadField(3)), "status line has a malformed field (field 3)");
+    }
+}
