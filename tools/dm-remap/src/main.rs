@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dm-remap`: the operator tool for dm-remap-v4 devices. Manual: `docs/dm-remap.8.md`.
+//!
+//! Every failure prints one line, `dm-remap: <message>`, on standard error and exits with the
+//! status of its [`error::Kind`]; usage errors exit with 2 (clap's). Only `create`, `remove`,
+//! `repair`, `import` and `discover --create` change anything.
+
+mod create;
+mod device;
+mod discover;
+mod dm;
+mod error;
+mod import;
+mod offline;
+mod remaptab;
+mod spare;
+mod status;
+
+use clap::{Args, Parser, Subcommand};
+use error::{outcome, Error, Kind, Outcome};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Operator tool for dm-remap-v4 devices (see dm-remap(8)).
+#[derive(Debug, Parser)]
+#[command(name = "dm-remap", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create device NAME over MAIN with SPARE (checked first as the kernel would).
+    Create {
+        /// The /dev/mapper name.
+        name: String,
+        /// The main (failing) device.
+        main: String,
+        /// The spare device.
+        spare: String,
+        /// Allow formatting a spare that holds foreign data (the table's `1 format`).
+        #[arg(long)]
+        format: bool,
+        /// Print the table line and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove dm-remap-v4 device NAME.
+    Remove {
+        /// The /dev/mapper name.
+        name: String,
+    },
+    /// Counters, health, spare use and scan progress of one or all devices.
+    Status {
+        /// The /dev/mapper name (all dm-remap-v4 devices if absent).
+        name: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// The remapped and pending units of device NAME.
+    List {
+        /// The /dev/mapper name.
+        name: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Check the 5 metadata copies on SPARE (read only); non-zero exit on damage.
+    Check {
+        /// The spare device or an image of it.
+        spare: String,
+    },
+    /// Print the metadata on SPARE: copies, superblock, entries (read only).
+    Dump {
+        /// The spare device or an image of it.
+        spare: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Rewrite damaged or stale metadata copies on SPARE from the best valid one.
+    Repair {
+        /// The spare device or an image of it (opened exclusively).
+        spare: String,
+    },
+    /// Find dm-remap spares, pair them with their main devices, print the table lines.
+    Discover {
+        #[command(flatten)]
+        json: Json,
+        /// Create the devices that can be assembled.
+        #[arg(long)]
+        create: bool,
+        /// The remaptab naming pairs and device names.
+        #[arg(long, default_value = remaptab::DEFAULT_PATH)]
+        remaptab: String,
+    },
+    /// Mark known-bad sectors of device NAME's main disk through `remap` messages.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct Json {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "source")]
+struct ImportSource {
+    /// A list written by `badblocks -o FILE`.
+    #[arg(long, value_name = "FILE")]
+    badblocks: Option<String>,
+    /// A GNU ddrescue mapfile.
+    #[arg(long, value_name = "FILE")]
+    ddrescue_map: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The /dev/mapper name.
+    name: String,
+    #[command(flatten)]
+    source: ImportSource,
+    /// Block size of the badblocks list in bytes (badblocks -b; its default is 1024).
+    #[arg(long, value_name = "BYTES")]
+    block_size: Option<u64>,
+    /// Print the units that would be marked and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn with_dm<T>(f: impl FnOnce(&dm::Dm) -> error::Result<T>) -> error::Result<T> {
+    f(&dm::Dm::open()?)
+}
+
+fn run_import(args: &ImportArgs) -> error::Result<String> {
+    if args.block_size.is_some() && args.source.badblocks.is_none() {
+        return Err(Error::new(Kind::BadInput, "--block-size applies to --badblocks lists only"));
+    }
+    let (file, ranges) = match (&args.source.badblocks, &args.source.ddrescue_map) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, "cannot read", &e))?;
+            (file, import::parse_badblocks(file, &text, args.block_size.unwrap_or(1024))?)
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, "cannot read", &e))?;
+            (file, import::parse_ddrescue_map(file, &text)?)
+        }
+        (None, None) => return Err(Error::new(Kind::BadInput, "no input file")),
+    };
+    with_dm(|dm| {
+        let dev = dm.require_remap_device(&args.name)?;
+        let info = dm.info_status(&args.name)?;
+        let unit = dm_remap_core::status_parse::parse_info(&info)
+            .map_err(|e| Error::new(Kind::DeviceMapper, format!("{}: {e}", args.name)))?
+            .unit_sectors;
+        let units = import::units_of(&ranges, u64::from(unit), dev.len)?;
+        if args.dry_run {
+            let mut out: String = units.iter().map(|s| format!("remap {s}\n")).collect();
+            out.push_str(&format!("{file}: {} units; nothing sent (--dry-run)\n", units.len()));
+            return Ok(out);
+        }
+        import::import(dm, &args.name, &units)
+    })
+}
+
+fn run(cli: &Cli) -> Outcome {
+    match &cli.command {
+        Command::Create { name, main, spare, format, dry_run } => outcome(create::plan(name, main, spare, *format).and_then(|plan| {
+            if *dry_run {
+                Ok(format!("{}\n", plan.table_line()))
+            } else {
+                with_dm(|dm| create::create(dm, &plan))
+            }
+        })),
+        Command::Remove { name } => outcome(with_dm(|dm| create::remove(dm, name))),
+        Command::Status { name, json } => outcome(with_dm(|dm| status::status(dm, name.as_deref(), json.json))),
+        Command::List { name, json } => outcome(with_dm(|dm| status::list(dm, name, json.json))),
+        Command::Check { spare } => offline::check(spare),
+        Command::Dump { spare, json } => offline::dump(spare, json.json),
+        Command::Repair { spare } => outcome(offline::repair_cmd(spare)),
+        Command::Discover { json, create, remaptab } => match remaptab::load(remaptab) {
+            Ok(tab) => discover::discover(&tab, json.json, *create),
+            Err(e) => (String::new(), Err(e)),
+        },
+        Command::Import(args) => outcome(run_import(args)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (text, result) = run(&cli);
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`dm-remap dump | head`) is not an error of the command.
+    let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dm-remap: {e}");
+            ExitCode::from(e.kind.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `status [NAME] [--json]` and `list NAME [--json]`: the live state of dm-remap-v4 devices,
+//! from the INFO status line (parsed by the core) and the module's sysfs folder.
+
+use crate::device::read_attr;
+use crate::dm::{Dm, RemapDevice};
+use crate::error::{Error, Kind, Result};
+use dm_remap_core::status_parse::parse_info;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Where the module publishes one folder per live device, named after its kernel name.
+pub const SYSFS_ROOT: &str = "/sys/kernel/dm-remap-v4";
+
+/// One device's state, as `status --json` prints it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// The /dev/mapper name.
+    pub name: String,
+    /// The kernel name, `dm-<minor>`.
+    pub kernel_name: String,
+    /// Target length in sectors.
+    pub sectors: u64,
+    /// The remap unit in sectors.
+    pub unit_sectors: u32,
+    /// Remapped units.
+    pub remaps: u64,
+    /// Pending units.
+    pub pending: u64,
+    /// Spare units in use.
+    pub spare_used: u64,
+    /// Spare units in all.
+    pub spare_total: u64,
+    /// Read errors seen.
+    pub read_errors: u64,
+    /// Write errors seen.
+    pub write_errors: u64,
+    /// Errors that could not be remapped.
+    pub remap_failures: u64,
+    /// Health word.
+    pub health: String,
+    /// Last metadata commit.
+    pub metadata_seq: u64,
+    /// Copies holding it (of 5).
+    pub metadata_copies: u32,
+    /// Copies repaired at create.
+    pub metadata_repairs: u64,
+    /// Failed metadata writes.
+    pub metadata_errors: u64,
+    /// Scan state, if the module reports one.
+    pub scan_state: Option<String>,
+    /// Scan progress in per cent, if reported.
+    pub scan_progress: Option<u32>,
+    /// Every file of the device's sysfs folder (values as text), when the module has one.
+    pub sysfs: Option<BTreeMap<String, String>>,
+}
+
+/// Reads every regular file of a sysfs folder (one value per file); `None` if it is absent.
+fn read_sysfs_dir(dir: &Path) -> Option<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            if let (Some(name), Some(value)) = (entry.file_name().to_str(), read_attr(&path)) {
+                values.insert(name.to_string(), value);
+            }
+        }
+    }
+    Some(values)
+}
+
+/// The state of one device from its INFO line and the sysfs folder under `sysfs_root`.
+///
+/// # Errors
+/// [`Kind::DeviceMapper`] if the status line does not parse.
+pub fn device_status(dev: &RemapDevice, info_line: &str, sysfs_root: &Path) -> Result<DeviceStatus> {
+    let info = parse_info(info_line)
+        .map_err(|e| Error::new(Kind::DeviceMapper, format!("{}: {e}: '{info_line}'", dev.name)))?;
+    let kernel_name = format!("dm-{}", dev.devno.1);
+    Ok(DeviceStatus {
+        name: dev.name.clone(),
+        sectors: dev.len,
+        unit_sectors: info.unit_sectors,
+        remaps: info.remaps,
+        pending: info.pending,
+        spare_used: info.spare_used,
+        spare_total: info.spare_total,
+        read_errors: info.read_errors,
+        write_errors: info.write_errors,
+        remap_failures: info.remap_failures,
+        health: info.health.to_string(),
+        metadata_seq: info.metadata_seq,
+        metadata_copies: info.metadata_copies,
+        metadata_repairs: info.metadata_repairs,
+        metadata_errors: info.metadata_errors,
+        scan_state: info.scan_state.map(str::to_string),
+        scan_progress: info.scan_progress,
+        sysfs: read_sysfs_dir(&sysfs_root.join(&kernel_name)),
+        kernel_name,
+    })
+}
+
+/// The human table: one line per device.
+pub fn status_table(devices: &[DeviceStatus]) -> String {
+    let mut out = format!(
+        "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}\n",
+        "NAME", "HEALTH", "REMAPS", "PENDING", "SPARE USED", "ERRORS R/W", "SCAN", "META SEQ"
+    );
+    for d in devices {
+        let percent = if d.spare_total == 0 { 0.0 } else { 100.0 * d.spare_used as f64 / d.spare_total as f64 };
+        let spare = format!("{}/{} ({percent:.1}%)", d.spare_used, d.spare_total);
+        let errors = format!("{}/{}", d.read_errors, d.write_errors);
+        let scan = match (&d.scan_state, d.scan_progress) {
+            (Some(state), Some(p)) if state == "scanning" => format!("{state} {p}%"),
+            (Some(state), _) => state.clone(),
+            _ => "-".into(),
+        };
+        let meta = format!("{} {}/5", d.metadata_seq, d.metadata_copies);
+        let _ = writeln!(
+            out,
+            "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}",
+            d.name, d.health, d.remaps, d.pending, spare, errors, scan, meta
+        );
+    }
+    out
+}
+
+/// `status [NAME] [--json]`.
+///
+/// # Errors
+/// [`Kind::NotFound`] for a NAME that is not a dm-remap-v4 device; dm errors.
+pub fn status(dm: &Dm, name: Option<&str>, json: bool) -> Result<String> {
+    let devices = match name {
+        Some(name) => vec![dm.require_remap_device(name)?],
+        None => dm.remap_devices()?,
+    };
+    let mut states = Vec::with_capacity(devices.len());
+    for dev in &devices {
+        states.push(device_status(dev, &dm.info_status(&dev.name)?, Path::new(SYSFS_ROOT))?);
+    }
+    if json {
+        let text = match name {
+            Some(_) => serde_json::to_string_pretty(&states[0]),
+            None => serde_json::to_string_pretty(&states),
+        };
+        return Ok(text.unwrap_or_default() + "\n");
+    }
+    if states.is_empty() {
+        return Ok("no dm-remap-v4 devices\n".into());
+    }
+    Ok(status_table(&states))
+}
+
+/// One line of the `list` message's output.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ListEntry {
+    /// First sector of the unit (target sectors).
+    pub sector: u64,
+    /// First spare sector of its spare unit; `None` when pending.
+    pub spare_sector: Option<u64>,
+    /// `remapped` or `pending`.
+    pub state: &'static str,
+}
+
+/// Parses the `list` message's output (`<sector> <spare_sector>` or `<sector> pending`).
+///
+/// # Errors
+/// [`Kind::DeviceMapper`] on a line of another form.
+pub fn parse_list(text: &str) -> Result<Vec<ListEntry>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let bad = || Error::new(Kind::DeviceMapper, format!("unexpected list line '{line}'"));
+            let (sector, rest) = line.trim().split_once(' ').ok_or_else(bad)?;
+            let sector = sector.parse().map_err(|_| bad())?;
+            Ok(match rest {
+                "pending" => ListEntry { sector, spare_sector: None, state: "pending" },
+                spare => ListEntry { sector, spare_sector: Some(spare.parse().map_err(|_| bad())?), state: "remapped" },
+            })
+        })
+        .collect()
+}
+
+/// `list NAME [--json]`.
+///
+/// # Errors
+/// [`Kind::NotFound`], dm errors.
+pub fn list(dm: &Dm, name: &str, json: bool) -> Result<String> {
+    dm.require_remap_device(name)?;
+    let text = dm.message(name, "list")?;
+    if !json {
+        return Ok(if text.is_empty() || text.ends_with('\n') { text } else { text + "\n" });
+    }
+    Ok(serde_json::to_string_pretty(&parse_list(&text)?).unwrap_or_default() + "\n")
+}
