@@ -42,7 +42,7 @@ mod remap_core {
     pub mod table_line;
 }
 
-module! {
+compat_module! {
     type: DmRemapModule,
     name: "dm_remap",
     author: "dm-remap developers",

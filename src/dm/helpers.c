@@ -52,7 +52,7 @@ bool dmr_queue_work(struct workqueue_struct *wq, struct work_struct *work)
 /* A workqueue that may run in the I/O path under memory pressure (a rescuer thread). */
 struct workqueue_struct *dmr_alloc_reclaim_workqueue(const char *name)
 {
-	return alloc_workqueue("%s", WQ_MEM_RECLAIM, 0, name);
+	return alloc_workqueue("%s", WQ_MEM_RECLAIM | DMR_WQ_PERCPU, 0, name);
 }
 
 void dmr_rcu_read_lock(void)

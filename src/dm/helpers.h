@@ -12,6 +12,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/workqueue.h>
+#include "compat.h"
 
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);

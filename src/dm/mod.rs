@@ -11,6 +11,7 @@
 #![allow(unreachable_pub)]
 
 mod bindings;
+pub(crate) mod compat;
 pub mod bio;
 pub mod deferred;
 pub mod device;

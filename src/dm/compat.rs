@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What differs between the kernel series the module supports (6.12 and 7.x), in one place.
+//!
+//! The module is built from the same source for both; Kbuild passes `--cfg dmr_kernel_7` when
+//! the kernel's VERSION is 7 or more. Everything else in the module uses the names here, never
+//! the series-specific ones; docs/kernels.md lists the differences and why each exists. The C
+//! side's counterpart is `compat.h`.
+
+/// Declares the module (`module!`) with one author (tokens passed through unparsed, as the
+/// proc macro wants them): 6.12's macro takes `author: "..."`, 7.x's
+/// takes `authors: ["..."]` (the singular field is gone). Same fields otherwise, in this order.
+#[cfg(not(dmr_kernel_7))]
+#[macro_export]
+macro_rules! compat_module {
+    (type: $type:ident, name: $name:tt, author: $author:tt, description: $desc:tt,
+     license: $license:tt, alias: [$($alias:tt),*] $(,)?) => {
+        kernel::prelude::module! {
+            type: $type,
+            name: $name,
+            author: $author,
+            description: $desc,
+            license: $license,
+            alias: [$($alias),*],
+        }
+    };
+}
+
+/// See the 6.12 variant above.
+#[cfg(dmr_kernel_7)]
+#[macro_export]
+macro_rules! compat_module {
+    (type: $type:ident, name: $name:tt, author: $author:tt, description: $desc:tt,
+     license: $license:tt, alias: [$($alias:tt),*] $(,)?) => {
+        kernel::prelude::module! {
+            type: $type,
+            name: $name,
+            authors: [$author],
+            description: $desc,
+            license: $license,
+            alias: [$($alias),*],
+        }
+    };
+}
+
+/// The `*mut` container of a `*mut` field pointer. The kernel crate's `container_of!` returns a
+/// `*const` in 6.12 and keeps the field pointer's mutability in 7.x.
+///
+/// # Safety
+///
+/// As for `container_of!`: the field pointer must point to that field of a live container; the
+/// macro must be used inside an `unsafe` block.
+#[cfg(not(dmr_kernel_7))]
+macro_rules! container_of_mut {
+    ($ptr:expr, $type:ty, $field:ident) => {
+        kernel::container_of!($ptr, $type, $field).cast_mut()
+    };
+}
+
+/// See the 6.12 variant above.
+#[cfg(dmr_kernel_7)]
+macro_rules! container_of_mut {
+    ($ptr:expr, $type:ty, $field:ident) => {
+        kernel::container_of!($ptr, $type, $field)
+    };
+}
+pub(crate) use container_of_mut;
