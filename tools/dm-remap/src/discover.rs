@@ -75,6 +75,18 @@ pub struct Found {
     pub reason: Option<String>,
 }
 
+/// The path to show and open for block device `kname`: `/dev/mapper/<name>` for a dm device
+/// that has that node, else `/dev/<kname>`.
+fn device_path(sys: &Path, kname: &str) -> String {
+    if let Some(name) = read_attr(&sys.join("dm/name")) {
+        let mapper = format!("/dev/mapper/{name}");
+        if Path::new(&mapper).exists() {
+            return mapper;
+        }
+    }
+    format!("/dev/{kname}")
+}
+
 /// Every block device in `/sys/class/block` with a size.
 pub fn block_devices() -> Vec<BlockInfo> {
     let mut out = Vec::new();
@@ -83,6 +95,11 @@ pub fn block_devices() -> Vec<BlockInfo> {
     };
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // null_blk stores nothing: a read returns whatever the pages held, which can be a
+        // superblock read from a real spare a moment ago.
+        if name.starts_with("nullb") {
+            continue;
+        }
         let Some(devno) = read_attr(&entry.path().join("dev")).and_then(|d| {
             let (a, b) = d.split_once(':')?;
             Some((a.parse().ok()?, b.parse().ok()?))
@@ -90,7 +107,7 @@ pub fn block_devices() -> Vec<BlockInfo> {
             continue;
         };
         if let Some((sectors, block_size)) = block_geometry(devno).filter(|g| g.0 > 0) {
-            out.push(BlockInfo { path: format!("/dev/{name}"), devno, sectors, block_size });
+            out.push(BlockInfo { path: device_path(&entry.path(), &name), devno, sectors, block_size });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));

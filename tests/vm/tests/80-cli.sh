@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2153,SC2154 # the globals come from lib.sh
+#
+# The operator tool `dm-remap` (tools/dm-remap) against the real module: create/remove and
+# their refusals, status --json against status and sysfs, dump against the module's own list,
+# repair accepted by the module, discover --create after a module reload, import of a
+# badblocks list and a ddrescue mapfile. The tool is built on the host (scripts/test, phase
+# cli) and named by DMR_CLI (tests/vm/run --env DMR_CLI=/abs/path/dm-remap), an absolute path
+# or one relative to the repository (a host path under /tmp is hidden in the guest).
+
+# Runs the tool; fails the test if it was not given.
+cli() {
+    local bin=${DMR_CLI:-}
+    [[ -n $bin ]] || fail "DMR_CLI is not set (tests/vm/run --env DMR_CLI=/abs/path/dm-remap)"
+    [[ $bin == /* ]] || bin=$DMR_REPO/$bin
+    [[ -x $bin ]] || fail "DMR_CLI=$DMR_CLI ($bin) is not an executable"
+    "$bin" "$@"
+}
+
+# Runs the tool and asserts its exit status; its stderr goes to ./err.
+expect_exit() { # STATUS ARGS...
+    local want=$1 rc=0
+    shift
+    cli "$@" >out 2>err || rc=$?
+    assert_eq "$rc" "$want" "exit status of dm-remap $* (stderr: $(cat err))"
+}
+
+# A JSON value: python3 expression EXPR over `d` (the parsed JSON on stdin).
+json() { # EXPR
+    python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
+}
+
+# r0 over dust over MAIN with remapped sectors (1000, 5000), a pending one (90000) and one
+# remapped by message (200000); its list in ./list.
+cli_remapped_device() {
+    local main s
+    main=$(dust_main)
+    for s in 1000 5000; do dmsetup message dust 0 addbadblock $s 255; done
+    dmsetup message dust 0 addbadblock 90000
+    cli create r0 "$main" "$SPARE" >/dev/null
+    random_file data 1
+    write_at data /dev/mapper/r0 $((512 * 1000)) direct
+    write_at data /dev/mapper/r0 $((512 * 4096)) direct
+    ! dd if=/dev/mapper/r0 of=/dev/null bs=512 skip=90000 count=1 iflag=direct status=none 2>/dev/null ||
+        fail "the read of bad sector 90000 succeeded"
+    dmsetup message r0 0 remap 200000 >/dev/null
+    dmsetup message r0 0 list >list
+    assert_eq "$(cut -d' ' -f1 list | tr '\n' ' ')" "1000 5000 90000 200000 " "listed sectors"
+}
+
+test_cli_create_status_remove() {
+    dmr_load
+    cli create r0 "$MAIN" "$SPARE" | tee out
+    assert_match "$(cat out)" "created /dev/mapper/r0 .*spare formatted" "create output"
+    [[ -b /dev/mapper/r0 ]] || fail "no /dev/mapper/r0 node"
+    assert_eq "$(dmsetup table r0)" "0 $(sectors "$MAIN") $TARGET $(devno "$MAIN") $(devno "$SPARE")" "table"
+    dmsetup message r0 0 remap 4096 >/dev/null
+    cli status | tee out
+    assert_match "$(cat out)" "^NAME.*"$'\n'"r0 +ok +1 +0 " "status table"
+    cli status r0 --json >status.json
+    local st field
+    st=$(dmsetup status r0 | cut -d' ' -f4-)
+    read -r -a f <<<"$st"
+    # f[0] is the layout version; the fields follow in docs/status.md order.
+    for field in "unit_sectors 1" "remaps 2" "pending 3" "read_errors 5" "write_errors 6" \
+        "remap_failures 7" "health 8" "metadata_seq 9" "metadata_repairs 11" "metadata_errors 12"; do
+        set -- $field
+        assert_eq "$(json "d['$1']" <status.json)" "${f[$2]}" "status --json $1 against dmsetup status"
+    done
+    assert_eq "$(json "'%d/%d' % (d['spare_used'], d['spare_total'])" <status.json)" "${f[4]}" "spare use"
+    assert_eq "$(json "d['sectors']" <status.json)" "$(sectors "$MAIN")" "sectors"
+    local dir=/sys/kernel/dm-remap-v4/$(json "d['kernel_name']" <status.json)
+    if [[ -d $dir ]]; then
+        for field in remaps pending spare_used spare_total health metadata_seq; do
+            assert_eq "$(json "d['sysfs']['$field']" <status.json)" "$(cat "$dir/$field")" "sysfs $field"
+            assert_eq "$(json "d['$field']" <status.json)" "$(cat "$dir/$field")" "status field $field against sysfs"
+        done
+    else
+        echo "note: the module has no sysfs folder $dir; sysfs not compared"
+        assert_eq "$(json "d['sysfs']" <status.json)" None "sysfs in JSON without a folder"
+    fi
+    cli list r0 --json | json "[(e['sector'], e['state']) for e in d]" >out
+    assert_eq "$(cat out)" "[(4096, 'remapped')]" "list --json"
+    cli remove r0
+    [[ ! -e /dev/mapper/r0 ]] || fail "/dev/mapper/r0 left behind"
+    expect_exit 10 remove r0
+    expect_exit 10 status r0
+}
+
+test_cli_create_refusals() {
+    local before
+    expect_exit 9 create r0 "$MAIN" "$SPARE" # no module: the target is unknown
+    assert_match "$(cat err)" "dm-remap-v4 target is not loaded" "message without the module"
+    dmr_load
+    expect_exit 4 create r0 "$MAIN" "$MAIN"
+    assert_eq "$(cat err)" "dm-remap: Main and spare are the same device" "same device"
+    linear tiny "$SCRATCH" 5000 >/dev/null
+    expect_exit 4 create r0 "$MAIN" /dev/mapper/tiny
+    assert_eq "$(cat err)" "dm-remap: Spare device too small" "small spare"
+    cli create r0 "$MAIN" "$SPARE" --dry-run >out
+    assert_eq "$(cat out)" "0 $(sectors "$MAIN") $TARGET $(devno "$MAIN") $(devno "$SPARE")" "--dry-run table line"
+    ! dmsetup info r0 >/dev/null 2>&1 || fail "--dry-run created a device"
+    head -c 1M /dev/urandom | dd of="$SPARE" bs=1M oflag=direct status=none
+    before=$(sha_at "$SPARE" 0 $((16 * MiB)) direct)
+    expect_exit 4 create r0 "$MAIN" "$SPARE"
+    assert_eq "$(cat err)" "dm-remap: Spare holds foreign data (add the 'format' feature to overwrite it)" "foreign"
+    assert_eq "$(sha_at "$SPARE" 0 $((16 * MiB)) direct)" "$before" "spare untouched after the refusal"
+    cli create r0 "$MAIN" "$SPARE" --format >/dev/null
+    assert_match "$(dmsetup table r0)" " 1 format$" "table with the format feature"
+    cli remove r0
+    # The spare now belongs to MAIN: another main device is refused with the kernel's words.
+    local other
+    other=$(linear other "$SCRATCH" 400000)
+    expect_exit 4 create r1 "$other" "$SPARE"
+    assert_eq "$(cat err)" "dm-remap: Spare belongs to another main device" "another main"
+    expect_exit 3 create r1 /dev/nonexistent "$SPARE"
+    ! dmsetup info r1 >/dev/null 2>&1 || fail "a refused create left a device"
+}
+
+test_cli_dump_reads_what_the_module_wrote() {
+    dmr_load
+    cli_remapped_device
+    cli remove r0
+    cli dump "$SPARE" >dump
+    sed -n '/^entries (/,$p' dump | tail -n +2 >dump.list
+    assert_eq "$(cat dump.list)" "$(cat list)" "dump entries against the module's list"
+    cli create r0 /dev/mapper/dust "$SPARE" >/dev/null
+    assert_eq "$(dmsetup message r0 0 list)" "$(cat list)" "list after recreate"
+    local seq
+    seq=$(dmr_status_field r0 10)
+    assert_eq "$(dmr_status_field r0 12)" 0 "repairs at recreate"
+    cli dump "$SPARE" --json >dump.json
+    assert_eq "$(json "d['superblock']['seq']" <dump.json)" "$seq" "dump seq against status"
+    assert_eq "$(json "len(d['entries'])" <dump.json)" 4 "entries in dump --json"
+    assert_eq "$(json "[c['state'] for c in d['copies']]" <dump.json)" \
+        "['current', 'current', 'current', 'current', 'current']" "copies"
+    cli check "$SPARE" | tee out
+    assert_match "$(cat out)" "metadata ok: 5 of 5 copies current" "check of a live spare"
+}
+
+# Copy start sectors of the metadata (9C sectors before the data area) from dump --json.
+copy_starts_from_dump() { # SPARE
+    cli dump "$1" --json | json "' '.join(str(c['sector']) for c in d['copies'])"
+}
+
+test_cli_repair_is_accepted_by_the_module() {
+    local starts before
+    dmr_load
+    cli_remapped_device
+    read -r -a starts <<<"$(copy_starts_from_dump "$SPARE")"
+    # Live: repair refuses to touch the spare.
+    before=$(sha_at "$SPARE" 0 $((9 * MiB)) direct)
+    expect_exit 8 repair "$SPARE"
+    assert_eq "$(sha_at "$SPARE" 0 $((9 * MiB)) direct)" "$before" "live spare untouched by repair"
+    cli remove r0
+    # Damage copy 2's superblock (one bit) and copy 3's first remap block.
+    python3 - "$SPARE" $((starts[2] * 512 + 100)) $(((starts[3] + 8) * 512 + 7)) <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for off in map(int, sys.argv[2:]):
+    os.pwrite(fd, bytes([os.pread(fd, 1, off)[0] ^ 1]), off)
+os.fsync(fd)
+PY
+    expect_exit 5 check "$SPARE"
+    assert_match "$(cat out)" "copy 2 at sector ${starts[2]}: damaged" "check names copy 2"
+    assert_match "$(cat out)" "copy 3 at sector ${starts[3]}: damaged" "check names copy 3"
+    cli repair "$SPARE" | tee out
+    assert_match "$(cat out)" "rewrote copies \[2, 3\]" "repair output"
+    cli check "$SPARE" >/dev/null
+    cli create r0 /dev/mapper/dust "$SPARE" >/dev/null
+    assert_eq "$(dmr_status_field r0 12)" 0 "copies the module had to repair after dm-remap repair"
+    assert_eq "$(dmr_status_field r0 11)" 5/5 "copies"
+    assert_eq "$(dmsetup message r0 0 list)" "$(cat list)" "list after repair"
+}
+
+test_cli_repair_refuses_all_damaged() {
+    local starts s before
+    dmr_load
+    cli_remapped_device
+    read -r -a starts <<<"$(copy_starts_from_dump "$SPARE")"
+    cli remove r0
+    for s in "${starts[@]}"; do
+        head -c 4096 /dev/urandom | dd of="$SPARE" bs=4096 seek=$((s / 8)) oflag=direct status=none
+    done
+    before=$(sha_at "$SPARE" 0 $((9 * MiB)) direct)
+    expect_exit 6 check "$SPARE"
+    expect_exit 6 repair "$SPARE"
+    assert_match "$(cat err)" "nothing written" "repair refusal"
+    assert_eq "$(sha_at "$SPARE" 0 $((9 * MiB)) direct)" "$before" "spare untouched"
+    expect_exit 4 create r0 /dev/mapper/dust "$SPARE"
+    assert_eq "$(cat err)" "dm-remap: All metadata copies are invalid" "create refusal"
+}
+
+test_cli_discover_create_reassembles() {
+    local uuid main
+    dmr_load
+    # A main of a size no other disk has, so that discover can pair it alone.
+    main=$(linear lin "$MAIN" 300000)
+    cli create r0 "$main" "$SPARE" >/dev/null
+    random_file data 1
+    write_at data /dev/mapper/r0 $((512 * 2048)) direct
+    dmsetup message r0 0 remap 2048 >/dev/null
+    dmsetup message r0 0 list >list
+    cli discover | tee out
+    grep -qE "^active +$SPARE .* name=r0" out || fail "discover does not show r0 as active: $(cat out)"
+    uuid=$(cli dump "$SPARE" --json | json "d['superblock']['uuid']")
+    cli remove r0
+    dmr_unload
+    dmr_load
+    cli discover --remaptab /nonexistent | tee out
+    grep -qE "^ready +$SPARE uuid=$uuid .* main=$main name=remap-${uuid:0:8}" out || fail "not ready: $(cat out)"
+    assert_match "$(cat out)" "table remap-${uuid:0:8}: 0 300000 $TARGET $(devno "$main") $(devno "$SPARE")" "table line"
+    [[ ! -e /dev/mapper/remap-${uuid:0:8} ]] || fail "discover without --create created a device"
+    cli discover --create --remaptab /nonexistent >/dev/null
+    assert_eq "$(dmsetup message "remap-${uuid:0:8}" 0 list)" "$(cat list)" "list after discover --create"
+    assert_data data "/dev/mapper/remap-${uuid:0:8}" $((512 * 2048)) direct
+    cli remove "remap-${uuid:0:8}"
+
+    # Named in a remaptab by UUID; a main of the wrong size there is a mismatch, never assembled.
+    linear short "$MAIN" 200000 >/dev/null
+    echo "wrong /dev/mapper/short UUID=$uuid" >tab
+    expect_exit 12 discover --create --remaptab tab
+    grep -qE "^mismatch +$SPARE .*name=wrong" out || fail "no mismatch reported: $(cat out)"
+    ! dmsetup info wrong >/dev/null 2>&1 || fail "a mismatched pair was assembled"
+    echo "data $main UUID=$uuid -" >tab
+    cli discover --create --remaptab tab >/dev/null
+    assert_eq "$(dmsetup message data 0 list)" "$(cat list)" "list of the remaptab device"
+    cli remove data
+}
+
+test_cli_discover_reports_ambiguous_pairs() {
+    dmr_load
+    # MAIN and SCRATCH are both 256 MiB: the fingerprint cannot tell them apart.
+    cli create r0 "$MAIN" "$SPARE" >/dev/null
+    cli remove r0
+    expect_exit 12 discover --create --remaptab /nonexistent
+    # (Other disks may be reported too, e.g. a null_blk device that returns stale pages.)
+    grep -qE "^ambiguous +$SPARE .*main=$MAIN,$SCRATCH" out || fail "no ambiguous pair in: $(cat out)"
+    [[ -z $(dmsetup ls --target "$TARGET" | grep -v 'No devices') ]] || fail "an ambiguous pair was assembled"
+    cli discover --json --remaptab /nonexistent >out.json || true
+    assert_eq "$(json "[f['state'] for f in d if f['spare'] == '$SPARE']" <out.json)" "['ambiguous']" "discover --json"
+}
+
+test_cli_import_badblocks_gives_exactly_those_pending() {
+    local main s
+    dmr_load
+    main=$(dust_main)
+    # badblocks -o lists 1024-byte blocks: block 500 is sectors 1000-1001, 2000 is 4000-4001.
+    for s in 1000 1001 4000 4001; do dmsetup message dust 0 addbadblock $s; done
+    printf '500\n2000\n' >bb.txt
+    cli create r0 "$main" "$SPARE" >/dev/null
+    cli import r0 --badblocks bb.txt | tee out
+    assert_match "$(cat out)" "imported 4 units: 0 remapped, 4 pending" "import report"
+    assert_eq "$(dmsetup message r0 0 list | tr '\n' ' ')" \
+        "1000 pending 1001 pending 4000 pending 4001 pending " "pending units after import"
+    assert_eq "$(dmr_status_field r0 4)" 4 "pending in status"
+    # A ddrescue mapfile: a failed area main can still read (now) is copied to the spare.
+    printf '# Mapfile\n0x0 +\n0x0 0x100000 +\n0x100000 0x400 -\n0x100400 0x1000 ?\n' >map
+    cli import r0 --ddrescue-map map | tee out
+    assert_match "$(cat out)" "imported 2 units: 2 remapped, 0 pending" "mapfile import"
+    assert_match "$(dmsetup message r0 0 list | tr '\n' ' ')" "^1000 pending 1001 pending 2048 [0-9]+ 2049 [0-9]+ 4000 pending" "list after mapfile"
+    expect_exit 11 import r0 --badblocks map
+    printf '999999999\n' >far.txt
+    expect_exit 11 import r0 --badblocks far.txt
+    assert_match "$(cat err)" "beyond the device" "a block past the end"
+}
