@@ -211,6 +211,11 @@ test_cli_discover_create_reassembles() {
     grep -qE "^ready +$SPARE uuid=$uuid .* main=$main name=remap-${uuid:0:8}" out || fail "not ready: $(cat out)"
     assert_match "$(cat out)" "table remap-${uuid:0:8}: 0 300000 $TARGET $(devno "$main") $(devno "$SPARE")" "table line"
     [[ ! -e /dev/mapper/remap-${uuid:0:8} ]] || fail "discover without --create created a device"
+    # Boot-time assembly takes only what the remaptab lists.
+    : >empty
+    cli discover --create --listed-only --remaptab empty | tee out
+    grep -qE "^unlisted +$SPARE " out || fail "not reported as unlisted: $(cat out)"
+    [[ ! -e /dev/mapper/remap-${uuid:0:8} ]] || fail "--listed-only assembled an unlisted spare"
     cli discover --create --remaptab /nonexistent >/dev/null
     assert_eq "$(dmsetup message "remap-${uuid:0:8}" 0 list)" "$(cat list)" "list after discover --create"
     assert_data data "/dev/mapper/remap-${uuid:0:8}" $((512 * 2048)) direct

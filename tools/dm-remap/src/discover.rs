@@ -58,8 +58,9 @@ pub struct Active {
 /// What was decided for one spare (or one remaptab entry whose spare was not found).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Found {
-    /// `ready` (can be assembled), `active` (already is), `noauto`, `mismatch`, `ambiguous`,
-    /// `no_main`, `damaged` (no valid copy), `missing` (remaptab spare not found).
+    /// `ready` (can be assembled), `active` (already is), `noauto`, `unlisted` (not in the
+    /// remaptab, with `--listed-only`), `mismatch`, `ambiguous`, `no_main`, `damaged` (no valid
+    /// copy), `missing` (remaptab spare not found), `failed` (the create failed).
     pub state: &'static str,
     /// The spare's path (or the remaptab's reference when missing).
     pub spare: String,
@@ -262,12 +263,13 @@ fn human(found: &[Found], plans: &[(usize, create::Plan)]) -> String {
     out
 }
 
-/// `discover`: prints what was found; with `create`, assembles the `ready` pairs.
+/// `discover`: prints what was found; with `create`, assembles the `ready` pairs (with
+/// `listed_only`, only those the remaptab names: the others are `unlisted`).
 ///
 /// # Errors
 /// [`Kind::NotAssembled`] when some spare was not (or could not be) assembled for another
 /// reason than being active or `noauto`; dm errors with `create`.
-pub fn discover(tab: &[Entry], json: bool, create_them: bool) -> (String, Result<()>) {
+pub fn discover(tab: &[Entry], json: bool, create_them: bool, listed_only: bool) -> (String, Result<()>) {
     let dm = Dm::open();
     let active = match &dm {
         Ok(dm) => active_devices(dm).unwrap_or_default(),
@@ -290,8 +292,12 @@ pub fn discover(tab: &[Entry], json: bool, create_them: bool) -> (String, Result
     let mut plans = Vec::new();
     let mut problems = 0usize;
     for (i, f) in found.iter_mut().enumerate() {
+        let listed = tab.iter().any(|e| Some(&e.name) == f.name.as_ref());
+        if listed_only && !listed && f.state != "active" {
+            f.state = "unlisted";
+        }
         if f.state != "ready" {
-            problems += usize::from(!matches!(f.state, "active" | "noauto"));
+            problems += usize::from(!matches!(f.state, "active" | "noauto" | "unlisted"));
             continue;
         }
         let (Some(name), Some(main)) = (f.name.clone(), f.main.first().cloned()) else { continue };

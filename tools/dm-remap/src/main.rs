@@ -93,6 +93,9 @@ enum Command {
         /// The remaptab naming pairs and device names.
         #[arg(long, default_value = remaptab::DEFAULT_PATH)]
         remaptab: String,
+        /// Assemble only the spares the remaptab names (boot-time assembly).
+        #[arg(long)]
+        listed_only: bool,
     },
     /// Mark known-bad sectors of device NAME's main disk through `remap` messages.
     Import(ImportArgs),
@@ -180,8 +183,8 @@ fn run(cli: &Cli) -> Outcome {
         Command::Check { spare } => offline::check(spare),
         Command::Dump { spare, json } => offline::dump(spare, json.json),
         Command::Repair { spare } => outcome(offline::repair_cmd(spare)),
-        Command::Discover { json, create, remaptab } => match remaptab::load(remaptab) {
-            Ok(tab) => discover::discover(&tab, json.json, *create),
+        Command::Discover { json, create, remaptab, listed_only } => match remaptab::load(remaptab) {
+            Ok(tab) => discover::discover(&tab, json.json, *create, *listed_only),
             Err(e) => (String::new(), Err(e)),
         },
         Command::Import(args) => outcome(run_import(args)),

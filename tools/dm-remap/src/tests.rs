@@ -289,6 +289,7 @@ fn every_subcommand_parses_its_arguments() {
         "repair /dev/vdb",
         "discover",
         "discover --json --create --remaptab /tmp/tab",
+        "discover --create --listed-only",
         "import r0 --badblocks bb.txt",
         "import r0 --badblocks bb.txt --block-size 4096 --dry-run",
         "import r0 --ddrescue-map map",
