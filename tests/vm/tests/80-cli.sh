@@ -58,18 +58,20 @@ test_cli_create_status_remove() {
     cli status | tee out
     assert_match "$(cat out)" "^NAME.*"$'\n'"r0 +ok +1 +0 " "status table"
     cli status r0 --json >status.json
-    local st field
+    local st field name index
+    local -a f
     st=$(dmsetup status r0 | cut -d' ' -f4-)
     read -r -a f <<<"$st"
     # f[0] is the layout version; the fields follow in docs/status.md order.
     for field in "unit_sectors 1" "remaps 2" "pending 3" "read_errors 5" "write_errors 6" \
         "remap_failures 7" "health 8" "metadata_seq 9" "metadata_repairs 11" "metadata_errors 12"; do
-        set -- $field
-        assert_eq "$(json "d['$1']" <status.json)" "${f[$2]}" "status --json $1 against dmsetup status"
+        read -r name index <<<"$field"
+        assert_eq "$(json "d['$name']" <status.json)" "${f[index]}" "status --json $name against dmsetup status"
     done
     assert_eq "$(json "'%d/%d' % (d['spare_used'], d['spare_total'])" <status.json)" "${f[4]}" "spare use"
     assert_eq "$(json "d['sectors']" <status.json)" "$(sectors "$MAIN")" "sectors"
-    local dir=/sys/kernel/dm-remap-v4/$(json "d['kernel_name']" <status.json)
+    local dir
+    dir=/sys/kernel/dm-remap-v4/$(json "d['kernel_name']" <status.json)
     if [[ -d $dir ]]; then
         for field in remaps pending spare_used spare_total health metadata_seq; do
             assert_eq "$(json "d['sysfs']['$field']" <status.json)" "$(cat "$dir/$field")" "sysfs $field"
