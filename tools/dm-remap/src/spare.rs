@@ -97,7 +97,7 @@ pub enum Probe {
     /// Something that is not dm-remap metadata: the kernel refuses it without `format`.
     Foreign,
     /// dm-remap metadata, checked copy by copy.
-    Ours(Inspection),
+    Ours(Box<Inspection>),
 }
 
 /// Reads and checks every copy on `dev`.
@@ -108,7 +108,7 @@ pub enum Probe {
 /// here: `chosen` is `None`.
 pub fn inspect(dev: &mut Device) -> Result<Inspection> {
     match probe(dev)? {
-        Probe::Ours(inspection) => Ok(inspection),
+        Probe::Ours(inspection) => Ok(*inspection),
         other => {
             let what = if matches!(other, Probe::Zeroed) { "zeroed" } else { "foreign data" };
             Err(Error::new(Kind::NotASpare, format!("{}: no dm-remap metadata ({what})", dev.path)))
@@ -149,7 +149,7 @@ pub fn probe(dev: &mut Device) -> Result<Probe> {
             }
         }
     }
-    check_all(dev, &found).map(Probe::Ours)
+    check_all(dev, &found).map(|i| Probe::Ours(Box::new(i)))
 }
 
 /// Checks every copy whose superblock was found and chooses among the valid ones.
