@@ -74,6 +74,8 @@ pub struct Found {
     pub name: Option<String>,
     /// Why it is not `ready`.
     pub reason: Option<String>,
+    /// Whether the remaptab names it.
+    pub listed: bool,
 }
 
 /// The path to show and open for block device `kname`: `/dev/mapper/<name>` for a dm device
@@ -150,6 +152,7 @@ pub fn pair(
             main: Vec::new(),
             name: entry.map(|e| e.name.clone()),
             reason: None,
+            listed: entry.is_some(),
         };
         let refuse = |found: &mut Found, state, reason: String| {
             found.state = state;
@@ -221,6 +224,7 @@ pub fn pair(
                 main: vec![entry.main.clone()],
                 name: Some(entry.name.clone()),
                 reason: Some(format!("remaptab line {}: spare not found", entry.line)),
+                listed: true,
             });
         }
     }
@@ -292,8 +296,7 @@ pub fn discover(tab: &[Entry], json: bool, create_them: bool, listed_only: bool)
     let mut plans = Vec::new();
     let mut problems = 0usize;
     for (i, f) in found.iter_mut().enumerate() {
-        let listed = tab.iter().any(|e| Some(&e.name) == f.name.as_ref());
-        if listed_only && !listed && f.state != "active" {
+        if listed_only && !f.listed && f.state != "active" {
             f.state = "unlisted";
         }
         if f.state != "ready" {

@@ -462,6 +462,7 @@ fn discover_pairs_unique_matches_and_reports_the_rest() {
         ]
     );
     assert_eq!(found[0].name.as_deref(), Some("remap-10101010"));
+    assert!(found.iter().all(|f| !f.listed));
 
     // The remaptab settles the ambiguous pair; a wrong main there is a mismatch.
     let resolve = |p: &str| devices.iter().find(|d| d.path == p).map(|d| d.devno);
@@ -471,6 +472,7 @@ fn discover_pairs_unique_matches_and_reports_the_rest() {
     assert_eq!((found[0].state, found[0].name.as_deref()), ("mismatch", Some("small")));
     assert_eq!((found[1].state, found[1].name.as_deref(), found[1].main[0].as_str()), ("ready", Some("big"), "/dev/vdd"));
     assert_eq!((found[3].state, found[3].name.as_deref()), ("missing", Some("lost")));
+    assert_eq!(found.iter().map(|f| f.listed).collect::<Vec<_>>(), vec![true, true, false, true]);
 
     // A spare in a live table is active; its main is no candidate for anyone.
     let active = [Active { name: "r0".into(), main: (254, 0), spare: (254, 16) }];
