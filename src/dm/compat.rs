@@ -44,7 +44,8 @@ macro_rules! compat_module {
 }
 
 /// The `*mut` container of a `*mut` field pointer. The kernel crate's `container_of!` returns a
-/// `*const` in 6.12 and keeps the field pointer's mutability in 7.x.
+/// `*const` in 6.12 and keeps the field pointer's mutability in 7.x, where it also insists that
+/// the pointer has exactly the field's type (6.12 takes any pointer): cast to it first.
 ///
 /// # Safety
 ///

@@ -486,6 +486,7 @@ unsafe extern "C" fn work_callback<T: Target>(work: *mut bindings::work_struct) 
     // SAFETY: `work` is the work item of a deferred bio's per-bio data (see `defer`), so the
     // containing PerBioData, its bio and target are live; the bio is ours until completed.
     unsafe {
+        let work = work.cast::<core::mem::MaybeUninit<bindings::work_struct>>();
         let pb = super::compat::container_of_mut!(work, PerBioData<T::PerBio>, work);
         let ti = (*pb).ti;
         let bio = bindings::dm_bio_from_per_bio_data(pb.cast(), Instance::<T>::PER_BIO_SIZE);
