@@ -23,8 +23,14 @@ export PATH
 
 all: modules
 
+modules: preflight
+
 modules clean:
 	@test -n "$(KDIR)" || { echo "KDIR is not set and the test kernel is not built (scripts/build-kernel)"; exit 1; }
-	$(KMAKE) $@
+	+$(KMAKE) $@
 
-.PHONY: all modules clean
+# One clear sentence when the kernel or the toolchain cannot build a Rust module (see the script).
+preflight:
+	@KRUSTC='$(KRUSTC)' BINDGEN='$(BINDGEN)' LLVM_BIN='$(LLVM_BIN)' bash scripts/preflight '$(KDIR)'
+
+.PHONY: all modules clean preflight
