@@ -37,6 +37,11 @@ MiB=$((1 << 20))
 KERNEL_TROUBLE='Oops|BUG:|WARNING:|Call Trace|general protection|KASAN|UBSAN'
 KERNEL_TROUBLE+='|sleeping function called from invalid context|rust_panic|panicked|kernel BUG'
 KERNEL_TROUBLE+='|lockdep|possible recursive locking|INFO: task .* blocked'
+# What the debug kernel's checkers print (scripts/kernel/debug.config): lockdep's and RCU's
+# reports, debugobjects (ODEBUG), list debugging, kmemleak after a scan, RCU stalls.
+KERNEL_TROUBLE+='|circular locking|inconsistent lock state|lock held when returning|suspicious RCU usage'
+KERNEL_TROUBLE+='|bad unlock balance|held lock freed|ODEBUG|list_add corruption|list_del corruption'
+KERNEL_TROUBLE+='|suspected memory leak|unreferenced object|refcount_t:|rcu: INFO|self-detected stall'
 
 # ---- Assertions --------------------------------------------------------------------------------
 
@@ -162,6 +167,54 @@ loop_4k() { # MIB
     echo "$dev"
 }
 
+# The block device that PATH or MAJOR:MINOR names, as /dev/NAME (dm-3, loop0, vda: the
+# kernel's name, whatever node or link led to it); fails if it names none.
+block_dev() { # PATH|MAJOR:MINOR
+    local devno=$1
+    if [[ ! $devno =~ ^[0-9]+:[0-9]+$ ]]; then
+        [[ -b $1 ]] || return 1
+        devno=$(devno "$1")
+    fi
+    [[ -e /sys/dev/block/$devno/stat ]] || return 1
+    echo "/dev/$(basename "$(readlink -f "/sys/dev/block/$devno")")"
+}
+
+# The counters of the writes and discards block device DEV has completed (requests and
+# sectors, from its sysfs stat file): while they stay the same, nothing has changed DEV's data.
+write_counters() { # DEV
+    awk '{print "writes=" $5, "sectors=" $7, "discards=" $12, "discarded=" $14}' \
+        "/sys/dev/block/$(devno "$1")/stat"
+}
+
+# Guards the data on DEV: writes 1 MiB of random data at its start (where a target would most
+# likely scribble: labels, metadata), unless DEV is smaller, read-only or GUARD_KEEP is set
+# (then its present content is guarded), and records the checksum of that MiB and DEV's write
+# counters. assert_guarded fails if either changed. The state is kept in ./guard.* ($TEST_TMP).
+guard_data() { # DEV
+    local dev=$1 tag len
+    tag=$(basename "$dev")
+    len=$(($(sectors "$dev") * 512))
+    ((len < MiB)) || len=$MiB
+    if [[ -z ${GUARD_KEEP:-} && $len == "$MiB" && $(blockdev --getro "$dev") == 0 ]]; then
+        head -c "$MiB" /dev/urandom >"guard.$tag.data"
+        write_at "guard.$tag.data" "$dev" 0 direct
+    fi
+    printf '%s %s\n' "$len" "$(sha_at "$dev" 0 "$len" direct)" >"guard.$tag.sha"
+    write_counters "$dev" >"guard.$tag.io"
+    echo "$dev" >>guard.list
+}
+
+assert_guarded() {
+    local dev tag len sha
+    [[ -f guard.list ]] || return 0
+    while read -r dev; do
+        tag=$(basename "$dev")
+        read -r len sha <"guard.$tag.sha"
+        assert_eq "$(write_counters "$dev")" "$(cat "guard.$tag.io")" "write counters of $dev"
+        assert_eq "$(sha_at "$dev" 0 "$len" direct)" "$sha" "checksum of the first $len bytes of $dev"
+    done <guard.list
+}
+
 # ---- dm-remap ----------------------------------------------------------------------------------
 
 dmr_load() {
@@ -224,6 +277,34 @@ kernel_trouble() {
     dmesg | grep -E "$KERNEL_TROUBLE"
 }
 
+# kmemleak (the debug kernel has it; debugfs is mounted by guest-init).
+KMEMLEAK=/sys/kernel/debug/kmemleak
+
+# Forgets the suspects found so far (boot's), so that the end of the run reports new ones only.
+_kmemleak_begin() {
+    [[ -w $KMEMLEAK ]] || return 0
+    echo scan >"$KMEMLEAK" && echo clear >"$KMEMLEAK"
+}
+
+# Scans for leaks once the last test is done and reports them as the test `kernel_kmemleak`.
+# An object counts as leaked once nothing has referenced it for 5 s, hence the wait.
+_kmemleak_end() {
+    local log="$VM_RESULTS/logs/kernel_kmemleak.log" n
+    [[ -w $KMEMLEAK ]] || return 0
+    echo "=== kernel_kmemleak"
+    sleep 6
+    echo scan >"$KMEMLEAK" && echo scan >"$KMEMLEAK"
+    cat "$KMEMLEAK" >"$log"
+    n=$(grep -c '^unreferenced object' "$log")
+    if ((n == 0)); then
+        _report "ok kernel_kmemleak (no leak since the first test)"
+        return 0
+    fi
+    _report "FAIL kernel_kmemleak: $n unreferenced objects (logs/kernel_kmemleak.log)"
+    head -n 60 "$log" | sed 's/^/    | /'
+    return 1
+}
+
 # Runs the tests the FILEs define whose names match FILTER; true if all passed and some ran.
 run_suite() { # FILTER FILE...
     local filter=$1 file name passed=0 failed=0 i=0
@@ -242,6 +323,7 @@ run_suite() { # FILTER FILE...
     done
     local -a tests
     mapfile -t tests < <(_test_names file_index)
+    _kmemleak_begin
     for name in "${tests[@]}"; do
         [[ $name =~ $filter ]] || continue
         # Not in an if or ||: bash would ignore errexit all through the test.
@@ -251,6 +333,7 @@ run_suite() { # FILTER FILE...
         *) failed=$((failed + 1)) ;;
         esac
     done
+    _kmemleak_end || failed=$((failed + 1))
     if ((failed)); then
         echo "failed:"
         grep '^FAIL ' "$VM_RESULTS/tests.txt" | sed 's/^/  /'
