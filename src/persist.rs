@@ -410,7 +410,9 @@ fn load(
         }
         let mut image = new_image(sb, io.take().ok_or_else(|| no_memory(()))?)?;
         let mut pending = KVVec::new();
-        match read_copy(spare, &mut image, choice.copy, &mut pending) {
+        // A copy that passes every checksum may still record a main unit twice: invalid too,
+        // found before any other copy is rewritten from it.
+        match read_copy(spare, &mut image, choice.copy, &mut pending).and_then(|()| check_units(&image, &pending)) {
             Ok(()) => {
                 // Every other copy: up to date, or to be rewritten whole by the commit below.
                 let mut repaired: u32 = 0;
@@ -440,6 +442,24 @@ fn load(
         }
     }
     Err(refuse(c"All metadata copies are invalid"))
+}
+
+/// Check 5 of a valid copy: no main unit recorded twice, in the remap array, the pending
+/// list or both. `EINVAL` if one is; `ENOMEM` for the sorted list of units (8 bytes each).
+fn check_units(image: &Image, pending: &[u64]) -> Result {
+    let remapped = image.entries().filter_map(|(_, entry)| match entry {
+        RemapEntry::Remapped(unit) => Some(unit),
+        _ => None,
+    });
+    let expected = usize::try_from(image.sb.remap_count).unwrap_or(0).saturating_add(pending.len());
+    let mut units: KVVec<u64> = KVVec::with_capacity(expected, GFP_KERNEL)?;
+    for unit in Iterator::chain(remapped, pending.iter().copied()) {
+        units.push(unit, GFP_KERNEL)?;
+    }
+    match metadata::duplicate_unit(&mut units) {
+        Some(_) => Err(EINVAL),
+        None => Ok(()),
+    }
 }
 
 fn copy_pending(units: &[u64], out: &mut [u64]) -> usize {

@@ -46,8 +46,8 @@ pub use block::{
     set_entry, BlockKind, BlockView, RemapEntry,
 };
 pub use copy::{
-    choose, classify, probe_sectors, Choice, Classification, CopyChecker, CopySummary, Fed,
-    PendingBlock, RemapBlock,
+    choose, classify, duplicate_unit, probe_sectors, Choice, Classification, CopyChecker,
+    CopySummary, Fed, PendingBlock, RemapBlock,
 };
 pub use layout::{default_pending_blocks, layout_for, BlockPos, Layout};
 pub use superblock::{

@@ -22,8 +22,9 @@ use super::{
 ///
 /// **Not** checked here: that no main unit appears twice (in the remap array, in the pending
 /// list, or in both). That needs memory proportional to the entries, which the caller has
-/// anyway: it inserts every entry handed back by [`CopyChecker::feed`] into its table and
-/// treats a collision as [`FormatError::DuplicateMainUnit`] (the copy is then invalid). At
+/// anyway: it gathers every unit handed back by [`CopyChecker::feed`] and checks them with
+/// [`duplicate_unit`] before it trusts the copy (a duplicate makes the copy invalid, as
+/// [`FormatError::DuplicateMainUnit`], and another copy is chosen). At
 /// most `remap_count + pending_count <= main_units` entries are handed back, and
 /// `remap_count + bad_count <= data_units`, `pending_count <= pending_capacity`.
 ///
@@ -290,6 +291,17 @@ impl CopyChecker {
             newest_block_seq: self.newest_block_seq,
         })
     }
+}
+
+/// Check 5 of a valid copy (docs/metadata-format.md): a main unit that `units` holds twice,
+/// if any. `units` is every main unit a copy records, remapped and pending, in any order; it
+/// is sorted in place. O(n log n), no allocation, no panic path.
+pub fn duplicate_unit(units: &mut [u64]) -> Option<u64> {
+    units.sort_unstable();
+    units.windows(2).find_map(|pair| match pair {
+        [a, b] if a == b => Some(*a),
+        _ => None,
+    })
 }
 
 /// The outcome of [`choose`].

@@ -1580,3 +1580,27 @@ proptest! {
         prop_assert!(fuzz_bodies::copy_checker(&input));
     }
 }
+
+#[test]
+fn duplicate_unit_finds_a_unit_recorded_twice() {
+    assert_eq!(md::duplicate_unit(&mut []), None);
+    assert_eq!(md::duplicate_unit(&mut [7]), None);
+    assert_eq!(md::duplicate_unit(&mut [3, 1, 2, u64::MAX, 0]), None);
+    assert_eq!(md::duplicate_unit(&mut [9, 4, 1, 4]), Some(4));
+    assert_eq!(md::duplicate_unit(&mut [u64::MAX, 0, u64::MAX]), Some(u64::MAX));
+    let mut units = [5, 5, 5];
+    assert_eq!(md::duplicate_unit(&mut units), Some(5));
+}
+
+proptest! {
+    #[test]
+    fn duplicate_unit_agrees_with_a_set(units in proptest::collection::vec(0u64..64, 0..40)) {
+        let distinct = units.iter().collect::<HashSet<_>>().len() == units.len();
+        let mut sorted = units.clone();
+        let found = md::duplicate_unit(&mut sorted);
+        prop_assert_eq!(found.is_none(), distinct);
+        if let Some(unit) = found {
+            prop_assert!(units.iter().filter(|&&u| u == unit).count() >= 2);
+        }
+    }
+}
