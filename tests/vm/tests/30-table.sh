@@ -11,13 +11,34 @@ whole_main() {
     echo "0 $(sectors "$MAIN") $TARGET"
 }
 
+# Guards the data of the block devices the last table line names as main and spare (the two
+# words after the target name), unless they name none: see guard_data. The spare is left
+# out when SPARE_MAY_CHANGE is set (a refusal by dm core after the constructor ran, which may
+# have formatted it).
+guard_line_devices() { # LINE...
+    local -a words
+    local i dev
+    read -r -a words <<<"${*: -1}"
+    for ((i = 0; i < ${#words[@]}; i++)); do
+        [[ ${words[i]} == "$TARGET" ]] && break
+    done
+    for dev in "${words[i + 1]:-}" "${words[i + 2]:-}"; do
+        [[ $dev == "${words[i + 2]:-}" && -n ${SPARE_MAY_CHANGE:-} ]] && continue
+        dev=$(block_dev "$dev") || continue
+        grep -qx "$dev" guard.list 2>/dev/null || guard_data "$dev"
+    done
+}
+
 # `dmsetup create` of the table (one argument per line) must fail with an error matching
-# $EXPECT_ERRNO (default: EINVAL's text), leave no device behind, and log MESSAGE (an ERE).
+# $EXPECT_ERRNO (default: EINVAL's text), log MESSAGE (an ERE), leave no device behind, and
+# leave the data of the main and spare devices it names as it was.
 rejects() { # MESSAGE LINE...
     local msg=$1 errno=${EXPECT_ERRNO:-Invalid argument} out
     shift
     dmr_loaded || dmr_load
+    guard_line_devices "$@"
     printf 'table: %.200s\n' "$@"
+    dmesg -C
     if out=$(printf '%s\n' "$@" | dmsetup create bad 2>&1); then
         fail "dmsetup create accepted it"
     fi
@@ -27,6 +48,8 @@ rejects() { # MESSAGE LINE...
     [[ ! -e /dev/mapper/bad ]] || fail "/dev/mapper/bad exists after the failed create"
     dmesg | grep -E "device-mapper: .*($msg)" ||
         fail "dmesg lacks /$msg/; last device-mapper line: $(dmesg | grep device-mapper: | tail -n1)"
+    ! kernel_trouble || fail "kernel trouble after the refusal"
+    assert_guarded
 }
 
 # ---- Argument counts and feature arguments -----------------------------------------------------
@@ -164,6 +187,193 @@ test_table_bad_spare_block_size_larger() {
     local spare
     spare=$(loop_4k 16)
     rejects "$TARGET: Spare logical block size is larger than main's" "$(whole_main) $MAIN $spare"
+}
+
+# ---- Hostile words: counts, numbers, features, overlong strings -------------------------------
+
+# One create per line, each reported: the message each must log, then the words after the devices.
+test_table_bad_feature_words() {
+    local long n=0 msg words
+    long=$(printf 'f%.0s' {1..4000})
+    local -a cases=(
+        "Invalid feature argument count|+1 format"
+        "Invalid feature argument count|0x1 format"
+        "Invalid feature argument count|1.0 format"
+        "Invalid feature argument count|1e0 format"
+        "Invalid feature argument count|-0"
+        "Invalid feature argument count|١ format"
+        "Invalid feature argument count|4294967297 format"
+        "Invalid feature argument count|18446744073709551615 format"
+        "Invalid feature argument count|18446744073709551617 format"
+        "Invalid feature argument count|$long"
+        "Feature argument given twice|2 format format"
+        "Unknown feature argument|1 FORMAT"
+        "Unknown feature argument|1 format=1"
+        "Unknown feature argument|1 forma"
+        "Unknown feature argument|1 formatformat"
+        "Unknown feature argument|2 format $long"
+        "Unknown feature argument|1 $(printf '\x7f\x01')"
+        "Unknown feature argument|3 format x format"
+        "Too many arguments|1 format format"
+        "Too many arguments|0 0"
+        "Too many arguments|0 $(echo {1..300})"
+    )
+    for c in "${cases[@]}"; do
+        msg=${c%%|*} words=${c#*|}
+        n=$((n + 1))
+        echo "-- input $n: $(head -c 80 <<<"$words")"
+        rejects "$TARGET: $msg" "$(whole_main) $MAIN $SPARE $words"
+    done
+    echo "$n inputs refused"
+}
+
+# ---- Devices: wrong kinds, unusable, in use ----------------------------------------------------
+
+# The errno of a failed open is whatever the lookup gives.
+cannot_open_main() { # MAIN
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "$(whole_main) $1 $SPARE"
+}
+
+cannot_open_spare() { # SPARE
+    EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN $1"
+}
+
+# Prints a loop device with nothing attached (0 sectors), making its node if needed.
+empty_loop() {
+    local loop
+    loop=$(losetup --find)
+    [[ -b $loop ]] || mknod "$loop" b 7 "${loop#/dev/loop}"
+    echo "$loop"
+}
+
+test_table_bad_main_directory() {
+    cannot_open_main /dev
+}
+
+test_table_bad_spare_directory() {
+    cannot_open_spare /dev/mapper
+}
+
+test_table_bad_spare_regular_file() {
+    truncate -s 64M "$TEST_TMP/file"
+    cannot_open_spare "$TEST_TMP/file"
+}
+
+test_table_bad_spare_path_too_long() {
+    local path
+    path=/dev/$(printf 'y%.0s' {1..4091})
+    cannot_open_spare "$path"
+}
+
+test_table_bad_spare_unknown_devno() {
+    cannot_open_spare 4095:1048575
+}
+
+test_table_bad_main_devno_zero() {
+    cannot_open_main 0:0
+}
+
+test_table_bad_main_devno_garbage() {
+    cannot_open_main 254:x
+}
+
+test_table_bad_main_devno_overflow() {
+    cannot_open_main 99999999999:1
+}
+
+test_table_bad_spare_devno_negative() {
+    cannot_open_spare -1:-1
+}
+
+test_table_bad_main_trailing_slash() {
+    cannot_open_main "$MAIN/"
+}
+
+test_table_bad_same_device_by_symlink() {
+    ln -s "$MAIN" "$TEST_TMP/main-link"
+    rejects "$TARGET: Main and spare are the same device" "$(whole_main) $MAIN $TEST_TMP/main-link"
+}
+
+# A loop device with nothing attached has 0 sectors.
+test_table_bad_main_empty_loop() {
+    local loop
+    loop=$(empty_loop)
+    assert_eq "$(sectors "$loop")" 0 "sectors of the unattached $loop"
+    rejects "$TARGET: Target does not fit on the main device|too small for target" "0 8 $TARGET $loop $SPARE"
+}
+
+test_table_bad_spare_empty_loop() {
+    rejects "$TARGET: Spare device too small" "$(whole_main) $MAIN $(empty_loop)"
+}
+
+test_table_bad_spare_one_sector() {
+    local spare
+    spare=$(linear small "$SCRATCH" 1)
+    rejects "$TARGET: Spare device too small" "$(whole_main) $MAIN $spare"
+}
+
+# A mounted file system holds its device exclusively.
+test_table_bad_main_mounted() {
+    local main
+    main=$(linear fs "$SCRATCH" 131072)
+    mkfs.ext4 -q "$main"
+    mkdir -p /mnt/fs
+    mount "$main" /mnt/fs
+    GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "0 131072 $TARGET $main $SPARE"
+    umount /mnt/fs
+}
+
+test_table_bad_spare_mounted() {
+    local spare
+    spare=$(linear fs "$SCRATCH" 131072)
+    mkfs.ext4 -q "$spare"
+    mkdir -p /mnt/fs
+    mount "$spare" /mnt/fs
+    GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN $spare"
+    umount /mnt/fs
+}
+
+# The main device of a live dm-remap device holds data: as another target's spare it is
+# foreign, and the live device keeps its data.
+test_table_bad_spare_is_live_main() {
+    local spare
+    dmr_load
+    spare=$(linear other "$SCRATCH" 131072)
+    dmr_create r0 "$spare" "$SPARE"
+    random_file data 1
+    write_at data /dev/mapper/r0 0 direct
+    GUARD_KEEP=1 rejects "$TARGET: Spare holds foreign data" "0 131072 $TARGET $MAIN $spare"
+    assert_data data /dev/mapper/r0 0 direct
+}
+
+# The spare of a live dm-remap device, offered to another main device.
+test_table_bad_spare_of_another_live_device() {
+    local main
+    dmr_load
+    dmr_create r0
+    main=$(linear other "$SCRATCH" 131072)
+    GUARD_KEEP=1 rejects "$TARGET: Spare belongs to another main device" "0 131072 $TARGET $main $SPARE"
+    dmsetup status r0 >/dev/null
+}
+
+test_table_bad_4kn_length_one_sector() {
+    local main
+    main=$(loop_4k 64)
+    rejects "$TARGET: Target length is not a multiple of the logical block size" "0 1 $TARGET $main $SPARE"
+}
+
+test_table_bad_spare_2k_main_512() {
+    local spare file
+    file=$TEST_TMP/spare2k
+    truncate -s 16M "$file"
+    spare=$(losetup --sector-size 2048 --find --show "$file")
+    rejects "$TARGET: Spare logical block size is larger than main's" "$(whole_main) $MAIN $spare"
+}
+
+# dm core checks the table as a whole after the constructor: the spare may have been formatted.
+test_table_bad_one_sector_beyond_main() {
+    SPARE_MAY_CHANGE=1 rejects "$TARGET: Target does not fit on the main device|too small for target" \
+        "0 $(($(sectors "$MAIN") + 1)) $TARGET $MAIN $SPARE"
 }
 
 # ---- Near misses that must work ----------------------------------------------------------------
