@@ -7,37 +7,22 @@
 //! the series-specific ones; docs/kernels.md lists the differences and why each exists. The C
 //! side's counterpart is `compat.h`.
 
-/// Declares the module (`module!`) with one author (tokens passed through unparsed, as the
-/// proc macro wants them): 6.12's macro takes `author: "..."`, 7.x's
-/// takes `authors: ["..."]` (the singular field is gone). Same fields otherwise, in this order.
-#[cfg(not(dmr_kernel_7))]
+/// Declares the module (`module!`) with one author: 6.12's macro takes `author: "..."`, 7.x's
+/// takes `authors: ["..."]` (the singular field is gone); the other fields are the same, in this
+/// order. Tokens pass through unparsed (`tt`), as the proc macro wants them, and the invocation
+/// for the other series is removed by its `cfg` before it is expanded.
 #[macro_export]
 macro_rules! compat_module {
     (type: $type:ident, name: $name:tt, author: $author:tt, description: $desc:tt,
      license: $license:tt, alias: [$($alias:tt),*] $(,)?) => {
+        #[cfg(not(dmr_kernel_7))]
         kernel::prelude::module! {
-            type: $type,
-            name: $name,
-            author: $author,
-            description: $desc,
-            license: $license,
+            type: $type, name: $name, author: $author, description: $desc, license: $license,
             alias: [$($alias),*],
         }
-    };
-}
-
-/// See the 6.12 variant above.
-#[cfg(dmr_kernel_7)]
-#[macro_export]
-macro_rules! compat_module {
-    (type: $type:ident, name: $name:tt, author: $author:tt, description: $desc:tt,
-     license: $license:tt, alias: [$($alias:tt),*] $(,)?) => {
+        #[cfg(dmr_kernel_7)]
         kernel::prelude::module! {
-            type: $type,
-            name: $name,
-            authors: [$author],
-            description: $desc,
-            license: $license,
+            type: $type, name: $name, authors: [$author], description: $desc, license: $license,
             alias: [$($alias),*],
         }
     };
