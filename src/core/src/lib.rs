@@ -22,3 +22,6 @@ pub mod spare_alloc;
 pub mod region_map;
 pub mod crc32c;
 pub mod metadata;
+pub mod scan;
+pub mod sysfs;
+pub mod summary;

@@ -43,6 +43,19 @@ pub enum Message {
     Commit,
     /// `help`: the verbs and their arguments.
     Help,
+    /// `scan start|stop|now`: control the background scan.
+    Scan(ScanCommand),
+}
+
+/// What `scan` asks of the background scan (see `docs/scan.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanCommand {
+    /// Enable scanning: continue an interrupted pass, or start one now if none ran yet.
+    Start,
+    /// Disable scanning; a pass in progress stops and keeps its position.
+    Stop,
+    /// Start a new pass from sector 0 now (also when scanning is disabled: one pass).
+    Now,
 }
 
 /// A message that was refused; nothing was changed.
@@ -78,6 +91,7 @@ list [<start_sector> [<count>]]\n\
 stats\n\
 clear_stats\n\
 commit\n\
+scan start|stop|now\n\
 help\n";
 
 /// Parses a message for a target of `target_sectors` sectors.
@@ -118,6 +132,15 @@ pub fn parse<A: AsRef<[u8]>>(argv: &[A], target_sectors: u64) -> Result<Message,
         b"clear_stats" => none(args, Message::ClearStats),
         b"commit" => none(args, Message::Commit),
         b"help" => none(args, Message::Help),
+        b"scan" => match args {
+            [what] => match what.as_ref() {
+                b"start" => Ok(Message::Scan(ScanCommand::Start)),
+                b"stop" => Ok(Message::Scan(ScanCommand::Stop)),
+                b"now" => Ok(Message::Scan(ScanCommand::Now)),
+                _ => Err(MessageError::BadArguments),
+            },
+            _ => Err(MessageError::BadArguments),
+        },
         _ => Err(MessageError::UnknownVerb),
     }
 }

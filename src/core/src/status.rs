@@ -6,7 +6,7 @@
 //! `docs/status.md`:
 //!
 //! ```text
-//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health> <metadata_seq> <metadata_copies>/5 <metadata_repairs> <metadata_errors>
+//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health> <metadata_seq> <metadata_copies>/5 <metadata_repairs> <metadata_errors> <scan_state> <scan_progress>
 //! ```
 //!
 //! `<format>` is the version of this line's layout (1). New fields are only ever appended;
@@ -19,11 +19,18 @@
 //! <main_dev> <spare_dev> [<#feature_args> <feature_arg>...]
 //! ```
 
+use super::scan::ScanReport;
 use super::table_line::Features;
 use core::fmt::{self, Write};
 
 /// Layout version of the INFO status line.
 pub const INFO_FORMAT: u32 = 1;
+
+/// Spare use (per cent) from which health is `spare_low`.
+pub const SPARE_LOW_PERCENT: u64 = 90;
+
+/// Spare use thresholds (per cent) whose crossing raises a dm event.
+pub const SPARE_EVENT_PERCENTS: [u64; 4] = [50, 75, 90, 100];
 
 /// The overall state of a device, worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +39,8 @@ pub enum Health {
     Ok,
     /// Units are pending (failed reads not yet rewritten) or an error could not be remapped.
     Degraded,
+    /// At least [`SPARE_LOW_PERCENT`] of the spare is used: replace the main disk soon.
+    SpareLow,
     /// No spare unit is left: further write errors fail as they would without dm-remap.
     SpareFull,
 }
@@ -42,21 +51,37 @@ impl Health {
         match self {
             Self::Ok => "ok",
             Self::Degraded => "degraded",
+            Self::SpareLow => "spare_low",
             Self::SpareFull => "spare_full",
         }
     }
 
-    /// The rule: `spare_full` when no spare unit is available, else `degraded` when units are
-    /// pending or a remap failed, else `ok`.
-    pub fn derive(pending: u64, remap_failures: u64, spare_available: u64) -> Self {
-        if spare_available == 0 {
+    /// The rule, worst first: `spare_full` when no spare unit is available; `spare_low` when
+    /// at least [`SPARE_LOW_PERCENT`] of the spare is used; `degraded` when units are pending
+    /// or a remap failed; else `ok`.
+    pub fn derive(pending: u64, remap_failures: u64, spare_used: u64, spare_total: u64) -> Self {
+        if spare_used >= spare_total {
             Self::SpareFull
+        } else if u128::from(spare_used) * 100 >= u128::from(spare_total) * u128::from(SPARE_LOW_PERCENT) {
+            Self::SpareLow
         } else if pending > 0 || remap_failures > 0 {
             Self::Degraded
         } else {
             Self::Ok
         }
     }
+}
+
+/// The highest of [`SPARE_EVENT_PERCENTS`] that `used` of `total` spare units reaches, or 0.
+/// A change of this value is an event.
+pub fn spare_band(used: u64, total: u64) -> u64 {
+    let used = u128::from(used) * 100;
+    SPARE_EVENT_PERCENTS
+        .iter()
+        .rev()
+        .copied()
+        .find(|&p| used >= u128::from(total) * u128::from(p))
+        .unwrap_or(0)
 }
 
 /// The counters INFO status reports. Units are remap units unless a name says otherwise.
@@ -90,13 +115,15 @@ pub struct Counters {
     pub metadata_repairs: u64,
     /// Failed metadata writes (commits or copies).
     pub metadata_errors: u64,
+    /// The background scan.
+    pub scan: ScanReport,
 }
 
 /// Writes the INFO status line.
 pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
     write!(
         w,
-        "{} {} {} {} {}/{} {} {} {} {} {} {}/5 {} {}",
+        "{} {} {} {} {}/{} {} {} {} {} {} {}/5 {} {} {} {}",
         INFO_FORMAT,
         c.unit_sectors,
         c.remaps,
@@ -110,7 +137,9 @@ pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
         c.metadata_seq,
         c.metadata_copies,
         c.metadata_repairs,
-        c.metadata_errors
+        c.metadata_errors,
+        c.scan.state.as_str(),
+        c.scan.percent()
     )
 }
 
@@ -147,6 +176,7 @@ pub fn write_table(w: &mut dyn Write, main: &str, spare: &str, features: &Featur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::ScanState;
     use std::string::String;
 
     fn sample() -> Counters {
@@ -165,6 +195,16 @@ mod tests {
             metadata_copies: 5,
             metadata_repairs: 1,
             metadata_errors: 2,
+            scan: ScanReport {
+                state: ScanState::Scanning,
+                position: 250,
+                total: 1000,
+                passes: 1,
+                errors: 2,
+                last_pass_s: 30,
+                rate_kib: 4096,
+                interval_s: 3600,
+            },
         }
     }
 
@@ -172,7 +212,7 @@ mod tests {
     fn info_line_has_documented_fields() {
         let mut s = String::new();
         write_info(&mut s, &sample()).unwrap();
-        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok 42 5/5 1 2");
+        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok 42 5/5 1 2 scanning 25");
     }
 
     #[test]
@@ -188,10 +228,25 @@ mod tests {
 
     #[test]
     fn health_rule() {
-        assert_eq!(Health::derive(0, 0, 10), Health::Ok);
-        assert_eq!(Health::derive(1, 0, 10), Health::Degraded);
-        assert_eq!(Health::derive(0, 1, 10), Health::Degraded);
-        assert_eq!(Health::derive(5, 5, 0), Health::SpareFull);
+        assert_eq!(Health::derive(0, 0, 0, 10), Health::Ok);
+        assert_eq!(Health::derive(0, 0, 8, 10), Health::Ok);
+        assert_eq!(Health::derive(1, 0, 0, 10), Health::Degraded);
+        assert_eq!(Health::derive(0, 1, 0, 10), Health::Degraded);
+        assert_eq!(Health::derive(1, 0, 9, 10), Health::SpareLow);
+        assert_eq!(Health::derive(5, 5, 10, 10), Health::SpareFull);
+        assert_eq!(Health::derive(0, 0, 0, 0), Health::SpareFull);
+    }
+
+    #[test]
+    fn spare_bands() {
+        assert_eq!(spare_band(0, 100), 0);
+        assert_eq!(spare_band(49, 100), 0);
+        assert_eq!(spare_band(50, 100), 50);
+        assert_eq!(spare_band(89, 100), 75);
+        assert_eq!(spare_band(90, 100), 90);
+        assert_eq!(spare_band(100, 100), 100);
+        assert_eq!(spare_band(0, 0), 100);
+        assert_eq!(spare_band(u64::MAX, u64::MAX), 100);
     }
 
     #[test]

@@ -19,6 +19,9 @@ fn parses_every_verb() {
     assert_eq!(parse_words(&["clear_stats"]), Ok(Message::ClearStats));
     assert_eq!(parse_words(&["help"]), Ok(Message::Help));
     assert_eq!(parse_words(&["commit"]), Ok(Message::Commit));
+    assert_eq!(parse_words(&["scan", "start"]), Ok(Message::Scan(ScanCommand::Start)));
+    assert_eq!(parse_words(&["scan", "stop"]), Ok(Message::Scan(ScanCommand::Stop)));
+    assert_eq!(parse_words(&["scan", "now"]), Ok(Message::Scan(ScanCommand::Now)));
 }
 
 #[test]
@@ -44,6 +47,10 @@ fn refuses_malformed_messages() {
         (&["clear_stats", "1"], BadArguments),
         (&["help", "me"], BadArguments),
         (&["commit", "now"], BadArguments),
+        (&["scan"], BadArguments),
+        (&["scan", "go"], BadArguments),
+        (&["scan", "START"], BadArguments),
+        (&["scan", "now", "please"], BadArguments),
     ];
     for (words, want) in cases {
         assert_eq!(parse_words(words), Err(*want), "{words:?}");
@@ -59,7 +66,7 @@ fn errors_have_messages() {
 
 #[test]
 fn help_names_every_verb() {
-    for verb in ["remap", "unremap", "clear_pending", "list", "stats", "clear_stats", "commit", "help"] {
+    for verb in ["remap", "unremap", "clear_pending", "list", "stats", "clear_stats", "commit", "scan", "help"] {
         assert!(HELP.lines().any(|l| l.split(' ').next() == Some(verb)), "{verb}");
     }
 }

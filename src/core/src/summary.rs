@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The human summary in `/proc/dm-remap-v4`, in the spirit of `/proc/mdstat`: a header line,
+//! then three lines per active device. For people, not for parsing (scripts read sysfs or
+//! `dmsetup status`).
+//!
+//! ```text
+//! dm-remap-v4 4.0.0, 1 device
+//! remap0 (dm-3): ok  main 252:0  spare 252:1  unit 1 sectors
+//!     remaps 3  pending 0  spare 3/112640 units (0%)
+//!     errors: read 1  write 2  remap failures 0  metadata seq 5, 5/5 copies
+//!     scan: idle  pass 2 done  0% of current  0 found  16384 KiB/s every 604800 s
+//! ```
+
+use super::scan::percent;
+use super::status::Counters;
+use core::fmt::{self, Write};
+
+/// Writes the header line.
+pub fn write_header(w: &mut dyn Write, version: &str, devices: u64) -> fmt::Result {
+    let plural = if devices == 1 { "" } else { "s" };
+    writeln!(w, "dm-remap-v4 {version}, {devices} device{plural}")
+}
+
+/// The names of one device, as the kernel reports them.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceNames<'a> {
+    /// Name under `/dev/mapper`.
+    pub name: &'a str,
+    /// dm kernel name (`dm-3`), also its sysfs folder.
+    pub kernel_name: &'a str,
+    /// Main device, `major:minor`.
+    pub main: &'a str,
+    /// Spare device, `major:minor`.
+    pub spare: &'a str,
+}
+
+/// Writes one device's lines.
+pub fn write_device(w: &mut dyn Write, n: &DeviceNames<'_>, c: &Counters) -> fmt::Result {
+    writeln!(
+        w,
+        "{} ({}): {}  main {}  spare {}  unit {} sectors",
+        n.name,
+        n.kernel_name,
+        c.health.as_str(),
+        n.main,
+        n.spare,
+        c.unit_sectors
+    )?;
+    writeln!(
+        w,
+        "    remaps {}  pending {}  spare {}/{} units ({}%)",
+        c.remaps,
+        c.pending,
+        c.spare_used,
+        c.spare_total,
+        percent(c.spare_used, c.spare_total)
+    )?;
+    writeln!(
+        w,
+        "    errors: read {}  write {}  remap failures {}  metadata seq {}, {}/5 copies",
+        c.read_errors, c.write_errors, c.remap_failures, c.metadata_seq, c.metadata_copies
+    )?;
+    let s = &c.scan;
+    writeln!(
+        w,
+        "    scan: {}  pass {} done  {}% of current  {} found  {} KiB/s every {} s",
+        s.state.as_str(),
+        s.passes,
+        s.percent(),
+        s.errors,
+        s.rate_kib,
+        s.interval_s
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{ScanReport, ScanState};
+    use crate::status::Health;
+    use std::string::String;
+
+    #[test]
+    fn device_lines() {
+        let c = Counters {
+            unit_sectors: 1,
+            remaps: 3,
+            pending: 0,
+            spare_used: 3,
+            spare_total: 112640,
+            read_errors: 1,
+            write_errors: 2,
+            remap_failures: 0,
+            spare_errors: 0,
+            health: Health::Ok,
+            metadata_seq: 5,
+            metadata_copies: 5,
+            metadata_repairs: 0,
+            metadata_errors: 0,
+            scan: ScanReport {
+                state: ScanState::Idle,
+                position: 0,
+                total: 100,
+                passes: 2,
+                errors: 0,
+                last_pass_s: 1,
+                rate_kib: 16384,
+                interval_s: 604800,
+            },
+        };
+        let mut s = String::new();
+        write_header(&mut s, "4.0.0", 1).unwrap();
+        let names = DeviceNames { name: "remap0", kernel_name: "dm-3", main: "252:0", spare: "252:1" };
+        write_device(&mut s, &names, &c).unwrap();
+        let doc: String = include_str!("summary.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```text"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| format!("{}\n", l.trim_start_matches("//! ")))
+            .collect();
+        assert_eq!(s, doc);
+    }
+}
