@@ -11,11 +11,14 @@
 use kernel::prelude::*;
 
 mod dm;
+mod health;
 mod inflight;
 mod messages;
+mod module_state;
 mod persist;
 mod remap;
 mod repair;
+mod scan;
 mod stats;
 mod table;
 
@@ -34,10 +37,16 @@ mod remap_core {
     pub mod region_map;
     #[path = "remap_table.rs"]
     pub mod remap_table;
+    #[path = "scan.rs"]
+    pub mod scan;
     #[path = "spare_alloc.rs"]
     pub mod spare_alloc;
     #[path = "status.rs"]
     pub mod status;
+    #[path = "summary.rs"]
+    pub mod summary;
+    #[path = "sysfs.rs"]
+    pub mod sysfs;
     #[path = "table_line.rs"]
     pub mod table_line;
 }

@@ -36,6 +36,7 @@ impl Remap {
         out: &mut ResultBuffer<'_>,
     ) -> Result<(), TargetError> {
         let result = message::parse(args, ti.len()).map_err(refuse).and_then(|m| self.run(ti, m, out));
+        self.check_health(ti);
         if let Err(e) = &result {
             if self.log_limit.allow() {
                 // Debug formatting keeps CStr length arithmetic out of this crate (no panic path).
@@ -74,6 +75,10 @@ impl Remap {
                         break;
                     }
                 }
+                Ok(())
+            }
+            Message::Scan(command) => {
+                self.scan_command(ti, command);
                 Ok(())
             }
             Message::Stats => {
@@ -119,7 +124,7 @@ impl Remap {
         let mut page = PageBuffer::new().map_err(|e| failed(c"Cannot allocate a buffer", e))?;
         let bytes = self.layout.unit_sectors << 9;
         if !page.io(&self.main, sector, bytes, BioOp::Read, false).is_ok() {
-            Stats::count(&self.stats.read_errors);
+            self.stats.read_error();
             let _ = writeln!(out, "{} pending", sector);
             return Ok(());
         }
@@ -164,7 +169,7 @@ impl Remap {
             return back_out(&mut table, c"Cannot read the spare unit", EIO);
         }
         if !page.io(&self.main, sector, bytes, BioOp::Write, true).is_ok() {
-            Stats::count(&self.stats.write_errors);
+            self.stats.write_error();
             return back_out(&mut table, c"Main device still fails at this sector", EIO);
         }
         table.remove(unit);

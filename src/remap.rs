@@ -21,9 +21,14 @@
 
 use crate::dm::{
     Arg, Bio, BioOp, BioSet, BlkStatus, CtrContext, DeferredBio, DeviceVisitor, DmDev, EndIo,
-    MapResult, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, StatusKind, Target,
+    FileSpec, MapResult, DM_NAME_LEN, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, StatusKind, Target,
     TargetError, TargetInfo,
 };
+use crate::health::HealthWatch;
+use crate::module_state;
+use crate::remap_core::summary::{self, DeviceNames};
+use crate::remap_core::sysfs::{DeviceAttr, ModuleAttr, DEVICE_ATTRS, MODULE_ATTRS};
+use crate::scan::Scanner;
 use crate::inflight::InflightWrites;
 use crate::persist;
 use crate::remap_core::metadata::MainFingerprint;
@@ -58,7 +63,36 @@ pub(crate) struct Remap {
     pub(crate) inflight: InflightWrites,
     pub(crate) bioset: BioSet,
     pub(crate) log_limit: RateLimit,
+    pub(crate) scan: Scanner,
+    /// Health and spare use as last reported, for events.
+    pub(crate) watch: HealthWatch,
+    /// Log lines about health changes (rare, so not drowned by the per-remap lines).
+    health_log: RateLimit,
+    /// Length of the target in sectors (what the scan covers).
+    target_len: u64,
 }
+
+/// The sysfs files of [`DEVICE_ATTRS`], as the DM layer takes them.
+const DEVICE_FILES: [FileSpec; DEVICE_ATTRS.len()] = {
+    let mut out = [FileSpec { name: c"", writable: false }; DEVICE_ATTRS.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = FileSpec { name: DEVICE_ATTRS[i].file_name(), writable: DEVICE_ATTRS[i].writable() };
+        i += 1;
+    }
+    out
+};
+
+/// The sysfs files of [`MODULE_ATTRS`].
+const MODULE_FILES: [FileSpec; MODULE_ATTRS.len()] = {
+    let mut out = [FileSpec { name: c"", writable: false }; MODULE_ATTRS.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = FileSpec { name: MODULE_ATTRS[i].file_name(), writable: MODULE_ATTRS[i].writable() };
+        i += 1;
+    }
+    out
+};
 
 /// Where `map` sent a bio, for `end_io` to know which device failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -144,6 +178,8 @@ impl Target for Remap {
             .map_err(|_| TargetError::invalid(c"Metadata names a unit twice or beyond main"))?;
         let bioset = BioSet::new(BIOSET_POOL).map_err(no_memory)?;
         let log_limit = RateLimit::new().map_err(no_memory)?;
+        let scan = Scanner::new().map_err(no_memory)?;
+        let health_log = RateLimit::new().map_err(no_memory)?;
         ctx.set_num_flush_bios(2);
         ctx.set_num_discard_bios(1);
         ctx.set_num_write_zeroes_bios(1);
@@ -157,9 +193,14 @@ impl Target for Remap {
             inflight: InflightWrites::default(),
             bioset,
             log_limit,
+            scan,
+            watch: HealthWatch::default(),
+            health_log,
+            target_len: ctx.info().len(),
         };
         target.stats.metadata_repairs.store(repaired, core::sync::atomic::Ordering::Relaxed);
         target.publish_metadata_state(&target.table.writer());
+        target.watch.prime(&target.counters());
         Ok(target)
     }
 
@@ -174,6 +215,7 @@ impl Target for Remap {
         let Some(start) = bio.sector().checked_sub(ti.begin()) else {
             return MapResult::Kill;
         };
+        self.scan.note_io();
         let op = bio.op();
         if op != BioOp::Read {
             // Counted before the lookup: see `InflightWrites`.
@@ -225,8 +267,8 @@ impl Target for Remap {
         }
         let op = bio.op();
         match op {
-            BioOp::Read => Stats::count(&self.stats.read_errors),
-            _ => Stats::count(&self.stats.write_errors),
+            BioOp::Read => self.stats.read_error(),
+            _ => self.stats.write_error(),
         }
         match (pb.route, op) {
             // A failed write is never failed upward before the worker tried to remap it.
@@ -250,12 +292,68 @@ impl Target for Remap {
             bio.complete(status);
         } else {
             self.finish_deferred(ti, bio);
+            self.check_health(ti);
         }
     }
 
     fn postsuspend(&self, ti: &TargetInfo) {
-        // The device is quiesced: make everything durable (dm-thin does the same).
+        // The layer stopped the scan; the device is quiesced: make everything durable
+        // (dm-thin does the same).
+        self.scan_suspend();
         let _ = self.commit(ti);
+    }
+
+    fn resume(&self, ti: &TargetInfo) {
+        self.scan_resume(ti);
+    }
+
+    fn background(&self, ti: &TargetInfo) -> Option<u32> {
+        self.scan_run(ti)
+    }
+
+    const DEVICE_FILES: &'static [FileSpec] = &DEVICE_FILES;
+    const MODULE_FILES: &'static [FileSpec] = &MODULE_FILES;
+
+    fn show(&self, ti: &TargetInfo, index: usize, out: &mut ResultBuffer<'_>) {
+        // A page always holds one value; a write error cannot happen.
+        let _ = match DEVICE_ATTRS.get(index) {
+            Some(DeviceAttr::Name) => writeln!(out, "{}", ti.mapper_name(&mut [0; DM_NAME_LEN])),
+            Some(attr) => attr.write_value(out, &self.counters()),
+            None => Ok(()),
+        };
+    }
+
+    fn store(&self, _ti: &TargetInfo, index: usize, input: &[u8]) -> Result<(), Error> {
+        let setting = DEVICE_ATTRS.get(index).and_then(|a| a.parse(input)).ok_or(EINVAL)?;
+        self.scan.apply(setting);
+        Ok(())
+    }
+
+    fn module_show(index: usize, devices: u32, out: &mut ResultBuffer<'_>) {
+        if let Some(attr) = MODULE_ATTRS.get(index) {
+            let _ = attr.write_value(out, &module_state::values(devices));
+        }
+    }
+
+    fn module_store(index: usize, input: &[u8]) -> Result<(), Error> {
+        let setting = MODULE_ATTRS.get(index).and_then(|a: &ModuleAttr| a.parse(input)).ok_or(EINVAL)?;
+        module_state::apply(setting);
+        Ok(())
+    }
+
+    fn proc_header(devices: u32, out: &mut dyn Write) {
+        let _ = summary::write_header(out, module_state::VERSION, u64::from(devices));
+    }
+
+    fn proc_device(&self, ti: &TargetInfo, out: &mut dyn Write) {
+        let mut name = [0; DM_NAME_LEN];
+        let names = DeviceNames {
+            name: ti.mapper_name(&mut name),
+            kernel_name: ti.kernel_name(),
+            main: self.main.name(),
+            spare: self.spare.name(),
+        };
+        let _ = summary::write_device(out, &names, &self.counters());
     }
 
     fn status(&self, _ti: &TargetInfo, kind: StatusKind, out: &mut ResultBuffer<'_>) {
@@ -351,11 +449,12 @@ impl Remap {
             write_errors: Stats::get(&self.stats.write_errors),
             remap_failures,
             spare_errors: Stats::get(&self.stats.spare_errors),
-            health: Health::derive(pending, remap_failures, spare_total.saturating_sub(spare_used)),
+            health: Health::derive(pending, remap_failures, spare_used, spare_total),
             metadata_seq: Stats::get(&self.stats.metadata_seq),
             metadata_copies: u32::try_from(Stats::get(&self.stats.metadata_copies)).unwrap_or(0),
             metadata_repairs: Stats::get(&self.stats.metadata_repairs),
             metadata_errors: Stats::get(&self.stats.metadata_errors),
+            scan: self.scan.report(self.target_len),
         }
     }
 
@@ -384,6 +483,26 @@ impl Remap {
         }
         self.publish_metadata_state(&table);
         result.map(|_| ())
+    }
+
+    /// Raises a dm event and logs a line when health or the spare-use band changed since the
+    /// last call (process context: `dm_table_event` sleeps).
+    pub(crate) fn check_health(&self, ti: &TargetInfo) {
+        let c = self.counters();
+        if let Some((health, band)) = self.watch.changed(&c) {
+            ti.raise_event();
+            if self.health_log.allow() {
+                pr_warn!(
+                    "{}: health {}, spare {}/{} units used ({}% band), {} pending\n",
+                    ti.device_name(),
+                    health.as_str(),
+                    c.spare_used,
+                    c.spare_total,
+                    band,
+                    c.pending
+                );
+            }
+        }
     }
 
     fn publish_metadata_state(&self, table: &crate::table::TableWriter<'_>) {

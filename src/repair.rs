@@ -149,7 +149,7 @@ impl Remap {
     ) -> Result<u64, PlaceError> {
         for _ in 0..RELOCATE_ATTEMPTS {
             let Ok(spare) = table.allocate() else {
-                Stats::count(&self.stats.remap_failures);
+                self.stats.remap_failure();
                 if self.log_limit.allow() {
                     pr_err!("{}: spare full, cannot remap sector {}\n", ti.device_name(), self.layout.sector_of(unit));
                 }
@@ -159,7 +159,7 @@ impl Remap {
             if write(spare) {
                 if table.set(unit, Entry::Remapped { spare }).is_err() {
                     table.free(spare);
-                    Stats::count(&self.stats.remap_failures);
+                    self.stats.remap_failure();
                     return Err(PlaceError::NotRecorded);
                 }
                 if self.log_limit.allow() {
@@ -170,15 +170,13 @@ impl Remap {
                         self.layout.sector_of(spare)
                     );
                 }
-                if table.spare_available() == 0 {
-                    ti.raise_event();
-                }
+                crate::stats::Stats::count(&crate::module_state::REMAPS_MADE);
                 return Ok(spare);
             }
             Stats::count(&self.stats.spare_errors);
             table.mark_bad(spare);
         }
-        Stats::count(&self.stats.remap_failures);
+        self.stats.remap_failure();
         Err(PlaceError::SpareFails)
     }
 

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::module_state;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts of errors seen since creation (or the last `clear_stats`).
@@ -30,6 +31,24 @@ impl Stats {
     /// Adds one to `counter`.
     pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a read error here and module-wide.
+    pub(crate) fn read_error(&self) {
+        Self::count(&self.read_errors);
+        Self::count(&module_state::READ_ERRORS);
+    }
+
+    /// Counts a write error here and module-wide.
+    pub(crate) fn write_error(&self) {
+        Self::count(&self.write_errors);
+        Self::count(&module_state::WRITE_ERRORS);
+    }
+
+    /// Counts an error that could not be remapped, here and module-wide.
+    pub(crate) fn remap_failure(&self) {
+        Self::count(&self.remap_failures);
+        Self::count(&module_state::REMAP_FAILURES);
     }
 
     /// Reads `counter`.

@@ -9,6 +9,7 @@
 #include <linux/bio.h>
 #include <linux/delay.h>
 #include "helpers.h"
+#include "kobj.h"
 
 const blk_opf_t DMR_REQ_OP_MASK = REQ_OP_MASK;
 const blk_opf_t DMR_REQ_PREFLUSH = REQ_PREFLUSH;

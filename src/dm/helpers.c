@@ -79,3 +79,37 @@ void dmr_memalloc_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
 }
+
+void dmr_init_delayed_work(struct delayed_work *dwork, work_func_t func)
+{
+	INIT_DELAYED_WORK(dwork, func);
+}
+
+/* Background work runs on system_long_wq: it may take a while and is not needed for reclaim. */
+bool dmr_background_queue(struct delayed_work *dwork, unsigned int ms)
+{
+	return queue_delayed_work(system_long_wq, dwork, msecs_to_jiffies(ms));
+}
+
+/* As dmr_background_queue, but a pending run is moved to ms from now. */
+bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms)
+{
+	return mod_delayed_work(system_long_wq, dwork, msecs_to_jiffies(ms));
+}
+
+unsigned long dmr_jiffies(void)
+{
+	return jiffies;
+}
+
+/* Monotonic milliseconds since boot. */
+u64 dmr_now_ms(void)
+{
+	return ktime_to_ms(ktime_get());
+}
+
+/* The dm device's kernel name (dm-3), which names its block device and sysfs folder. */
+const char *dmr_dm_disk_name(struct dm_target *ti)
+{
+	return dm_disk(dm_table_get_md(ti->table))->disk_name;
+}

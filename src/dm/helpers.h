@@ -7,10 +7,12 @@
 #define DM_REMAP_HELPERS_H
 
 #include <linux/bio.h>
+#include <linux/device-mapper.h>
 #include <linux/blkdev.h>
 #include <linux/ratelimit.h>
 #include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 #include "compat.h"
 
@@ -26,5 +28,11 @@ void dmr_rcu_read_unlock(void);
 void dmr_ratelimit_init(struct ratelimit_state *rs);
 unsigned int dmr_memalloc_noio_save(void);
 void dmr_memalloc_noio_restore(unsigned int flags);
+void dmr_init_delayed_work(struct delayed_work *dwork, work_func_t func);
+bool dmr_background_queue(struct delayed_work *dwork, unsigned int ms);
+bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms);
+unsigned long dmr_jiffies(void);
+u64 dmr_now_ms(void);
+const char *dmr_dm_disk_name(struct dm_target *ti);
 
 #endif

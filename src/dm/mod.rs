@@ -19,23 +19,38 @@ pub mod page_io;
 pub mod ratelimit;
 pub mod rcu;
 pub mod result_buffer;
+pub mod sysfs;
 pub mod target;
 
 pub use bio::{Bio, BioOp, BlkStatus};
 pub use deferred::{BioSet, DeferredBio};
 pub use device::{DeviceVisitor, DmDev, QueueLimits};
-pub use page_io::{NoIoScope, PageBuffer};
+pub use page_io::{NoIoScope, PageBuffer, MAX_BUFFER_PAGES};
 pub use ratelimit::RateLimit;
 pub use rcu::{RcuBox, RcuReadGuard};
 pub use result_buffer::ResultBuffer;
+pub use sysfs::FileSpec;
 pub use target::{
     Arg, CtrContext, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
+    DM_NAME_LEN,
 };
 
 /// Fills `out` with random bytes from the kernel's CSPRNG (`get_random_bytes`).
 pub fn random_bytes(out: &mut [u8]) {
     // SAFETY: `out` is valid for writing its length.
     unsafe { bindings::get_random_bytes(out.as_mut_ptr().cast(), out.len()) };
+}
+
+/// Jiffies now (a cheap clock for "did anything happen since", not for durations).
+pub fn jiffies() -> u64 {
+    // SAFETY: reads a global counter.
+    (unsafe { bindings::dmr_jiffies() }) as u64
+}
+
+/// Monotonic milliseconds since boot (`ktime_get`).
+pub fn now_ms() -> u64 {
+    // SAFETY: callable from any context.
+    unsafe { bindings::dmr_now_ms() }
 }
 
 /// Sleeps for at least `ms` milliseconds (`msleep`). Process context only.

@@ -39,6 +39,11 @@ impl ResultBuffer<'_> {
     pub fn is_empty(&self) -> bool {
         self.pos == 0
     }
+
+    /// Bytes written (without the NUL).
+    pub fn len(&self) -> usize {
+        self.pos
+    }
 }
 
 impl fmt::Write for ResultBuffer<'_> {

@@ -10,13 +10,19 @@ use super::bio::{Bio, BlkStatus};
 use super::deferred::{DeferredBio, OwnedQueue, PerBioData};
 use super::device::{DeviceVisitor, DmDev, QueueLimits};
 use super::result_buffer::ResultBuffer;
-use core::ffi::CStr;
+use super::sysfs::{FileSpec, Folder, FolderKind, ProcFile, SeqWriter};
+use core::ffi::{c_void, CStr};
+use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint};
 use core::marker::PhantomData;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::*, Error};
 use kernel::prelude::*;
 use kernel::types::Opaque;
+
+/// Size of a dm device name buffer, NUL included (`DM_NAME_LEN`).
+pub const DM_NAME_LEN: usize = 128;
 
 /// What `map` decided for a bio (`DM_MAPIO_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,10 +152,56 @@ impl TargetInfo {
         core::str::from_utf8(name).unwrap_or("?")
     }
 
-    /// Signals a dm event (`dm_table_event`): `dmsetup wait` and dmeventd wake up.
+    /// Signals a dm event (`dm_table_event`): `dmsetup wait` and dmeventd wake up. Process
+    /// context only (dm takes a mutex).
     pub fn raise_event(&self) {
         // SAFETY: `ti` and its table are live during the hook.
         unsafe { bindings::dm_table_event((*self.ti).table) };
+    }
+
+    /// The device's name under `/dev/mapper` (`dm_copy_name_and_uuid`), `?` if it has none.
+    /// Process context (dm takes its name lock).
+    pub fn mapper_name<'a>(&self, buf: &'a mut [u8; DM_NAME_LEN]) -> &'a str {
+        // SAFETY: `ti`, its table and mapped device are live during the hook; dm writes at
+        // most DM_NAME_LEN bytes including the NUL into `buf` and accepts a null uuid.
+        let ret = unsafe {
+            let md = bindings::dm_table_get_md((*self.ti).table);
+            bindings::dm_copy_name_and_uuid(md, buf.as_mut_ptr().cast(), core::ptr::null_mut())
+        };
+        if ret != 0 {
+            return "?";
+        }
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        buf.get(..len).and_then(|name| core::str::from_utf8(name).ok()).unwrap_or("?")
+    }
+
+    /// The dm device's kernel name (`dm-3`): its block device and sysfs folder name.
+    pub fn kernel_name(&self) -> &str {
+        // SAFETY: `ti`, its table and mapped device are live during the hook; the gendisk's
+        // name is a NUL-terminated array that lives as long as the device.
+        let name = unsafe {
+            let name = bindings::dmr_dm_disk_name(self.ti);
+            core::slice::from_raw_parts(name.cast::<u8>(), bindings::strlen(name))
+        };
+        core::str::from_utf8(name).unwrap_or("?")
+    }
+
+    /// The layer's state of a constructed target (null during ctr).
+    fn common(&self) -> Option<&Common> {
+        // SAFETY: `ti` is live; `private` is null until ctr_callback stores a boxed
+        // `Instance`, whose first field (repr(C)) is its `Common`, live until dtr.
+        unsafe { (*self.ti).private.cast::<Common>().as_ref() }
+    }
+
+    /// Runs [`Target::background`] in `ms` milliseconds (or moves a pending run there).
+    /// Ignored while the device is suspended and during ctr: background work only runs
+    /// between resume and suspend.
+    pub fn schedule_background(&self, ms: u32) {
+        if let Some(common) = self.common() {
+            // SAFETY: `bg` was initialised in ctr_callback and lives until dtr, which disables
+            // and waits for it; a disabled item ignores this.
+            unsafe { bindings::dmr_background_reschedule(common.bg.get(), ms) };
+        }
     }
 }
 
@@ -268,30 +320,119 @@ pub trait Target: Sized + Send + Sync {
     fn io_hints(&self, _ti: &TargetInfo, _limits: &mut QueueLimits) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
+
+    /// Runs when the device resumes (its table becomes live), in process context, after the
+    /// layer re-enabled background work and added the sysfs folder.
+    fn resume(&self, _ti: &TargetInfo) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Background work, scheduled with [`TargetInfo::schedule_background`]; runs in process
+    /// context on `system_long_wq`, never while the device is suspended, never after dtr.
+    /// Returns the milliseconds until the next run, or `None` to stop.
+    fn background(&self, _ti: &TargetInfo) -> Option<u32> {
+        None
+    }
+
+    /// Files in each active device's sysfs folder, `/sys/kernel/<NAME>/<dm-N>/`.
+    const DEVICE_FILES: &'static [FileSpec] = &[];
+    /// Files in the module's sysfs folder, `/sys/kernel/<NAME>/`.
+    const MODULE_FILES: &'static [FileSpec] = &[];
+
+    /// Writes the value of `DEVICE_FILES[index]` (at most a page).
+    fn show(&self, _ti: &TargetInfo, _index: usize, _out: &mut ResultBuffer<'_>) {}
+
+    /// Takes a value written to `DEVICE_FILES[index]`.
+    ///
+    /// # Errors
+    /// `EINVAL` (the write fails) for a value the file does not accept.
+    fn store(&self, _ti: &TargetInfo, _index: usize, _input: &[u8]) -> Result<(), Error> {
+        Err(EINVAL)
+    }
+
+    /// Writes the value of `MODULE_FILES[index]`; `devices` is the number of device folders.
+    fn module_show(_index: usize, _devices: u32, _out: &mut ResultBuffer<'_>) {}
+
+    /// Takes a value written to `MODULE_FILES[index]`.
+    ///
+    /// # Errors
+    /// `EINVAL` for a value the file does not accept.
+    fn module_store(_index: usize, _input: &[u8]) -> Result<(), Error> {
+        Err(EINVAL)
+    }
+
+    /// Writes the header of `/proc/<NAME>`, given the number of active devices.
+    fn proc_header(_devices: u32, _out: &mut dyn fmt::Write) {}
+
+    /// Writes this device's lines of `/proc/<NAME>`.
+    fn proc_device(&self, _ti: &TargetInfo, _out: &mut dyn fmt::Write) {}
 }
 
-/// A registered target type; unregistered on drop.
+/// A registered target type with its module-wide sysfs folder and /proc file. Fields drop
+/// in order: the type is unregistered first (no device can exist after that), then the
+/// /proc file, the module folder, and the folder kinds.
 ///
 /// # Invariants
 /// `tt` is registered with dm and stays at the same address (boxed) until unregistered.
+#[repr(C)]
+struct RegisteredType {
+    /// First field: a target's `ti->type` points here, and so to the whole.
+    tt: Opaque<bindings::target_type>,
+    proc: Option<ProcFile>,
+    root: Option<Folder>,
+    device_kind: Option<FolderKind>,
+    module_kind: Option<FolderKind>,
+}
+
+/// A registered target type; unregistered on drop.
 pub struct Registration<T: Target> {
-    tt: KBox<Opaque<bindings::target_type>>,
+    reg: KBox<RegisteredType>,
     _target: PhantomData<T>,
 }
 
-// SAFETY: the registration only holds the target_type, which dm reads from any CPU.
+// SAFETY: the registration only holds the target_type, which dm reads from any CPU, and
+// handles to sysfs and proc entries.
 unsafe impl<T: Target> Send for Registration<T> {}
-// SAFETY: as above; `&Registration` gives no access to it.
+// SAFETY: as above; `&Registration` gives no access to them.
 unsafe impl<T: Target> Sync for Registration<T> {}
 
 impl<T: Target> Registration<T> {
-    /// Registers `T` with device-mapper (`dm_register_target`).
+    /// Registers `T` with device-mapper (`dm_register_target`), after creating
+    /// `/sys/kernel/<NAME>/` with `T::MODULE_FILES` and `/proc/<NAME>` (if `T` has
+    /// `DEVICE_FILES`).
     ///
     /// # Errors
-    /// `ENOMEM`, or dm's error (e.g. `EEXIST` if the name is taken).
+    /// `ENOMEM` (also when the sysfs folder or /proc file cannot be created, e.g. because the
+    /// name exists), or dm's error (e.g. `EEXIST` if the name is taken).
     pub fn new(module: &'static ThisModule) -> Result<Self> {
-        let tt = KBox::new(Opaque::<bindings::target_type>::uninit(), GFP_KERNEL)?;
-        let p = tt.get();
+        let mut reg = KBox::new(
+            RegisteredType {
+                tt: Opaque::uninit(),
+                proc: None,
+                root: None,
+                device_kind: None,
+                module_kind: None,
+            },
+            GFP_KERNEL,
+        )?;
+        if !T::DEVICE_FILES.is_empty() || !T::MODULE_FILES.is_empty() {
+            // SAFETY: the callbacks take the owners given below: the RegisteredType for the
+            // module folder, `Instance<T>` for device folders (see `add_folder`).
+            unsafe {
+                reg.module_kind = Some(FolderKind::new(T::MODULE_FILES, module_show_callback::<T>, module_store_callback::<T>)?);
+                reg.device_kind = Some(FolderKind::new(T::DEVICE_FILES, device_show_callback::<T>, device_store_callback::<T>)?);
+            }
+            let owner: *mut RegisteredType = &mut *reg;
+            if let Some(kind) = &reg.module_kind {
+                // SAFETY: the box outlives the folder (a field of it, dropped before the kinds).
+                reg.root = Some(unsafe { Folder::add(kind, None, T::NAME.as_ptr().cast(), owner.cast()) }.ok_or(ENOMEM)?);
+            }
+            if let Some(kind) = &reg.device_kind {
+                // SAFETY: the proc callbacks take device folders' owners; dropped before the kind.
+                reg.proc = Some(unsafe { ProcFile::new(T::NAME, kind, proc_header_callback::<T>, proc_device_callback::<T>)? });
+            }
+        }
+        let p = reg.tt.get();
         // SAFETY: `p` points to memory we own; every field is written before dm sees it.
         unsafe {
             p.write(core::mem::zeroed());
@@ -303,6 +444,8 @@ impl<T: Target> Registration<T> {
             (*p).map = Some(map_callback::<T>);
             (*p).status = Some(status_callback::<T>);
             (*p).iterate_devices = Some(iterate_devices_callback::<T>);
+            (*p).postsuspend = Some(postsuspend_callback::<T>);
+            (*p).resume = Some(resume_callback::<T>);
             if T::HAS_IO_HINTS {
                 (*p).io_hints = Some(io_hints_callback::<T>);
             }
@@ -312,15 +455,12 @@ impl<T: Target> Registration<T> {
             if T::HAS_MESSAGE {
                 (*p).message = Some(message_callback::<T>);
             }
-            if T::HAS_POSTSUSPEND {
-                (*p).postsuspend = Some(postsuspend_callback::<T>);
-            }
         }
         // SAFETY: `p` is a fully initialised target_type at a stable address that lives
         // until `drop` unregisters it.
         kernel::error::to_result(unsafe { bindings::dm_register_target(p) })?;
         // INVARIANT: registered just now; the box keeps its address.
-        Ok(Self { tt, _target: PhantomData })
+        Ok(Self { reg, _target: PhantomData })
     }
 }
 
@@ -328,13 +468,27 @@ impl<T: Target> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: registered in `new` (type invariant). dm refuses module unload while any
         // table uses the type, so no hook can run after this.
-        unsafe { bindings::dm_unregister_target(self.tt.get()) };
+        unsafe { bindings::dm_unregister_target(self.reg.tt.get()) };
     }
 }
 
+/// What the layer keeps for every constructed target, at the start of its `Instance` so that
+/// non-generic code ([`TargetInfo`]) can reach it through `ti->private`.
+#[repr(C)]
+struct Common {
+    /// The target's background work item ([`Target::background`]); disabled while suspended.
+    bg: Opaque<bindings::delayed_work>,
+    ti: *mut bindings::dm_target,
+    /// The sysfs folder while the device is active (a [`Folder`] from `into_raw`), else null.
+    folder: AtomicPtr<bindings::dmr_folder>,
+}
+
 /// What `ti->private` points to: the target and what the layer keeps for it. Fields drop in
-/// order: the workqueue first (draining deferred bios, which use the target), then the target.
+/// order: the workqueue first (draining deferred bios, which use the target), then the target
+/// (dtr disables the background work and removes the folder before).
+#[repr(C)]
 struct Instance<T: Target> {
+    common: Common,
     queue: Option<OwnedQueue>,
     target: T,
 }
@@ -402,15 +556,23 @@ unsafe extern "C" fn ctr_callback<T: Target>(
         None
     };
     let result = T::ctr(&mut ctx, args).and_then(|target| {
-        KBox::new(Instance { queue, target }, GFP_KERNEL).map_err(|_| TargetError {
+        let common = Common { bg: Opaque::uninit(), ti, folder: AtomicPtr::new(core::ptr::null_mut()) };
+        KBox::new(Instance { common, queue, target }, GFP_KERNEL).map_err(|_| TargetError {
             message: c"Cannot allocate target context",
             errno: ENOMEM,
         })
     });
     match result {
         Ok(instance) => {
-            // SAFETY: `ti` is live; dtr reclaims the box.
-            unsafe { (*ti).private = KBox::into_raw(instance).cast() };
+            let instance = KBox::into_raw(instance);
+            // SAFETY: the work item is initialised at its final address, then disabled until
+            // the first resume enables it; `ti` is live and dtr reclaims the box.
+            unsafe {
+                let bg = (*instance).common.bg.get();
+                bindings::dmr_init_delayed_work(bg, Some(background_callback::<T>));
+                bindings::disable_delayed_work(bg);
+                (*ti).private = instance.cast();
+            }
             0
         }
         Err(e) => {
@@ -423,8 +585,14 @@ unsafe extern "C" fn ctr_callback<T: Target>(
 
 unsafe extern "C" fn dtr_callback<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: dtr is only called after a successful ctr, whose `private` is a
-    // `KBox<Instance<T>>` nothing else uses any more (dm waited for in-flight bios).
-    drop(unsafe { KBox::from_raw((*ti).private.cast::<Instance<T>>()) });
+    // `KBox<Instance<T>>` nothing else uses any more (dm waited for in-flight bios) but the
+    // background work and sysfs/proc readers, which are stopped and drained first.
+    unsafe {
+        let instance = (*ti).private.cast::<Instance<T>>();
+        bindings::disable_delayed_work_sync((*instance).common.bg.get());
+        drop(Folder::from_raw((*instance).common.folder.swap(core::ptr::null_mut(), Ordering::AcqRel)));
+        drop(KBox::from_raw(instance));
+    }
 }
 
 unsafe extern "C" fn map_callback<T: Target>(
@@ -497,8 +665,115 @@ unsafe extern "C" fn work_callback<T: Target>(work: *mut bindings::work_struct) 
 
 unsafe extern "C" fn postsuspend_callback<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: postsuspend runs between ctr and dtr, in process context.
-    let target = unsafe { &instance_of::<T>(ti).target };
-    target.postsuspend(&TargetInfo { ti });
+    let instance = unsafe { instance_of::<T>(ti) };
+    // Background work stops (and its run in progress ends) before the target's hook.
+    // SAFETY: initialised in ctr; disable nests with the enable in resume.
+    unsafe { bindings::disable_delayed_work_sync(instance.common.bg.get()) };
+    // SAFETY: the pointer came from `Folder::into_raw` in resume and is taken back once.
+    drop(unsafe { Folder::from_raw(instance.common.folder.swap(core::ptr::null_mut(), Ordering::AcqRel)) });
+    if T::HAS_POSTSUSPEND {
+        instance.target.postsuspend(&TargetInfo { ti });
+    }
+}
+
+unsafe extern "C" fn resume_callback<T: Target>(ti: *mut bindings::dm_target) {
+    // SAFETY: resume runs between ctr and dtr, in process context, serialised with suspend.
+    let instance = unsafe { instance_of::<T>(ti) };
+    let info = TargetInfo { ti };
+    // SAFETY: initialised (and disabled) in ctr; each suspend disabled it once more.
+    unsafe { bindings::enable_delayed_work(instance.common.bg.get()) };
+    add_folder::<T>(instance, &info);
+    if T::HAS_RESUME {
+        instance.target.resume(&info);
+    }
+}
+
+/// Adds the device's sysfs folder, named after its kernel name (with `-<start sector>` for a
+/// target not at the start of its table). Failure (no memory, name taken) is logged, not
+/// fatal: the device works without it.
+fn add_folder<T: Target>(instance: &Instance<T>, info: &TargetInfo) {
+    // SAFETY: `ti` is live; its type is the `tt` field of our boxed RegisteredType (repr(C),
+    // first field), which outlives every target of the type.
+    let reg = unsafe { &*(*info.ti).type_.cast::<RegisteredType>() };
+    let Some(kind) = &reg.device_kind else { return };
+    let name = if info.begin() == 0 {
+        kernel::str::CString::try_from_fmt(kernel::fmt!("{}", info.kernel_name()))
+    } else {
+        kernel::str::CString::try_from_fmt(kernel::fmt!("{}-{}", info.kernel_name(), info.begin()))
+    };
+    let owner: *const Instance<T> = instance;
+    // SAFETY: the folder is removed (postsuspend or dtr) before the instance is freed, and
+    // before the registration (the device holds a reference on the module).
+    let folder = name.ok().and_then(|name| unsafe { Folder::add(kind, reg.root.as_ref(), name.as_char_ptr(), owner.cast_mut().cast()) });
+    match folder {
+        Some(folder) => {
+            // SAFETY: a previous folder (none expected) is taken back and removed.
+            drop(unsafe { Folder::from_raw(instance.common.folder.swap(folder.into_raw(), Ordering::AcqRel)) });
+        }
+        None => pr_warn!("{}: cannot add the sysfs folder\n", info.device_name()),
+    }
+}
+
+unsafe extern "C" fn background_callback<T: Target>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `work` field of the delayed work in an `Instance<T>`'s `Common`
+    // (its first field, repr(C), as is `bg` in `Common`); the instance lives until dtr, which
+    // waits for this callback to return.
+    unsafe {
+        let dwork = kernel::container_of!(work, bindings::delayed_work, work).cast_mut();
+        let instance = &*dwork.cast::<Instance<T>>();
+        let ti = instance.common.ti;
+        if let Some(ms) = instance.target.background(&TargetInfo { ti }) {
+            bindings::dmr_background_queue(dwork, ms);
+        }
+    }
+}
+
+unsafe extern "C" fn device_show_callback<T: Target>(owner: *mut c_void, index: u32, buf: *mut c_char) -> isize {
+    // SAFETY: `owner` is the live `Instance<T>` of the folder (see `add_folder`); sysfs gives
+    // a page-sized buffer.
+    let (instance, mut out) = unsafe { (&*owner.cast::<Instance<T>>(), ResultBuffer::from_raw(buf, kernel::page::PAGE_SIZE as u32)) };
+    instance.target.show(&TargetInfo { ti: instance.common.ti }, index as usize, &mut out);
+    out.len() as isize
+}
+
+unsafe extern "C" fn device_store_callback<T: Target>(owner: *mut c_void, index: u32, buf: *const c_char, len: usize) -> isize {
+    // SAFETY: as in `device_show_callback`; sysfs gives `len` readable bytes.
+    let (instance, input) = unsafe { (&*owner.cast::<Instance<T>>(), core::slice::from_raw_parts(buf.cast::<u8>(), len)) };
+    match instance.target.store(&TargetInfo { ti: instance.common.ti }, index as usize, input) {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn module_show_callback<T: Target>(owner: *mut c_void, index: u32, buf: *mut c_char) -> isize {
+    // SAFETY: `owner` is the live RegisteredType (see `Registration::new`); sysfs gives a
+    // page-sized buffer.
+    let (reg, mut out) = unsafe { (&*owner.cast::<RegisteredType>(), ResultBuffer::from_raw(buf, kernel::page::PAGE_SIZE as u32)) };
+    let devices = reg.device_kind.as_ref().map_or(0, FolderKind::count);
+    T::module_show(index as usize, devices, &mut out);
+    out.len() as isize
+}
+
+unsafe extern "C" fn module_store_callback<T: Target>(_owner: *mut c_void, index: u32, buf: *const c_char, len: usize) -> isize {
+    // SAFETY: sysfs gives `len` readable bytes.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    match T::module_store(index as usize, input) {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn proc_header_callback<T: Target>(m: *mut bindings::seq_file, devices: u32) {
+    // SAFETY: `m` is the seq_file of the read in progress.
+    let mut out = unsafe { SeqWriter::from_raw(m) };
+    T::proc_header(devices, &mut out);
+}
+
+unsafe extern "C" fn proc_device_callback<T: Target>(owner: *mut c_void, m: *mut bindings::seq_file) {
+    // SAFETY: `owner` is a device folder's live `Instance<T>` (the walk holds the kind's lock,
+    // which folder removal takes); `m` is the read's seq_file.
+    let (instance, mut out) = unsafe { (&*owner.cast::<Instance<T>>(), SeqWriter::from_raw(m)) };
+    instance.target.proc_device(&TargetInfo { ti: instance.common.ti }, &mut out);
 }
 
 unsafe extern "C" fn message_callback<T: Target>(

@@ -86,13 +86,26 @@ impl ScanReport {
     }
 }
 
-/// `done` of `total` in whole per cent, rounded down; 0 for an empty total.
+/// `done` of `total` in whole per cent, rounded down; 0 for an empty total. (No 128-bit
+/// arithmetic: the kernel has no 128-bit division.)
 pub fn percent(done: u64, total: u64) -> u64 {
     if total == 0 {
         return 0;
     }
-    let p = u128::from(done.min(total)) * 100 / u128::from(total);
-    p as u64
+    let done = done.min(total);
+    match done.checked_mul(100) {
+        Some(d) => d / total,
+        // Only for totals above 2^57: per cent of a hundredth is exact enough.
+        None => done.checked_div(total / 100).unwrap_or(100),
+    }
+}
+
+/// Whether `part` is at least `pct` per cent of `total` (exact, without overflow).
+pub fn at_least_percent(part: u64, total: u64, pct: u64) -> bool {
+    let pct = pct.min(100);
+    // Cannot overflow (needed <= total), but say so without a panic path.
+    let needed = (total / 100).saturating_mul(pct).saturating_add((total % 100 * pct).div_ceil(100));
+    part >= needed
 }
 
 /// Chunks one run reads at `rate_kib`: what [`RUN_BUDGET_MS`] of budget allows, at least one.
@@ -105,8 +118,8 @@ pub fn chunks_per_run(rate_kib: u32) -> u64 {
 /// foreground I/O was `busy`), at least 1: the scan's average rate never exceeds its budget.
 pub fn delay_after_ms(sectors: u64, rate_kib: u32, busy: bool) -> u32 {
     // sectors / 2 KiB, at rate_kib KiB per 1000 ms.
-    let ms = u128::from(sectors) * 500 / u128::from(rate_kib.max(1));
-    let ms = if busy { ms * u128::from(BUSY_BACKOFF) } else { ms };
+    let ms = sectors.saturating_mul(500) / u64::from(rate_kib.max(1));
+    let ms = if busy { ms.saturating_mul(BUSY_BACKOFF) } else { ms };
     u32::try_from(ms).unwrap_or(u32::MAX).max(1)
 }
 

@@ -19,7 +19,7 @@
 //! <main_dev> <spare_dev> [<#feature_args> <feature_arg>...]
 //! ```
 
-use super::scan::ScanReport;
+use super::scan::{at_least_percent, ScanReport};
 use super::table_line::Features;
 use core::fmt::{self, Write};
 
@@ -62,7 +62,7 @@ impl Health {
     pub fn derive(pending: u64, remap_failures: u64, spare_used: u64, spare_total: u64) -> Self {
         if spare_used >= spare_total {
             Self::SpareFull
-        } else if u128::from(spare_used) * 100 >= u128::from(spare_total) * u128::from(SPARE_LOW_PERCENT) {
+        } else if at_least_percent(spare_used, spare_total, SPARE_LOW_PERCENT) {
             Self::SpareLow
         } else if pending > 0 || remap_failures > 0 {
             Self::Degraded
@@ -75,13 +75,7 @@ impl Health {
 /// The highest of [`SPARE_EVENT_PERCENTS`] that `used` of `total` spare units reaches, or 0.
 /// A change of this value is an event.
 pub fn spare_band(used: u64, total: u64) -> u64 {
-    let used = u128::from(used) * 100;
-    SPARE_EVENT_PERCENTS
-        .iter()
-        .rev()
-        .copied()
-        .find(|&p| used >= u128::from(total) * u128::from(p))
-        .unwrap_or(0)
+    SPARE_EVENT_PERCENTS.iter().rev().copied().find(|&p| at_least_percent(used, total, p)).unwrap_or(0)
 }
 
 /// The counters INFO status reports. Units are remap units unless a name says otherwise.

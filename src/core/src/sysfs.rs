@@ -87,7 +87,7 @@ pub enum Setting {
 
 impl DeviceAttr {
     /// The file name (a C string: it names a sysfs attribute).
-    pub fn file_name(self) -> &'static core::ffi::CStr {
+    pub const fn file_name(self) -> &'static core::ffi::CStr {
         match self {
             Self::Name => c"name",
             Self::Remaps => c"remaps",
@@ -111,7 +111,7 @@ impl DeviceAttr {
     }
 
     /// Whether root may write the file.
-    pub fn writable(self) -> bool {
+    pub const fn writable(self) -> bool {
         matches!(self, Self::ScanRateKib | Self::ScanIntervalS)
     }
 
@@ -213,7 +213,7 @@ pub struct ModuleValues<'a> {
 
 impl ModuleAttr {
     /// The file name.
-    pub fn file_name(self) -> &'static core::ffi::CStr {
+    pub const fn file_name(self) -> &'static core::ffi::CStr {
         match self {
             Self::Version => c"version",
             Self::Devices => c"devices",
@@ -228,7 +228,7 @@ impl ModuleAttr {
     }
 
     /// Whether root may write the file.
-    pub fn writable(self) -> bool {
+    pub const fn writable(self) -> bool {
         matches!(self, Self::ScanEnabled | Self::ScanRateKib | Self::ScanIntervalS)
     }
 

@@ -80,3 +80,18 @@ proptest! {
         prop_assert!(sectors / 2 * 1000 <= u64::from(rate) * (ms + 1));
     }
 }
+
+proptest! {
+    /// The overflow-free comparison agrees with 128-bit arithmetic.
+    #[test]
+    fn at_least_percent_is_exact(part: u64, total: u64, pct in 0u64..=100) {
+        let exact = u128::from(part) * 100 >= u128::from(total) * u128::from(pct);
+        prop_assert_eq!(at_least_percent(part, total, pct), exact);
+    }
+
+    #[test]
+    fn percent_matches_wide_arithmetic(done: u64, total in 1u64..=(1 << 56)) {
+        let exact = u128::from(done.min(total)) * 100 / u128::from(total);
+        prop_assert_eq!(u128::from(percent(done, total)), exact);
+    }
+}
