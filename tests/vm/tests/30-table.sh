@@ -312,13 +312,13 @@ test_table_bad_spare_one_sector() {
     rejects "$TARGET: Spare device too small" "$(whole_main) $MAIN $spare"
 }
 
-# A mounted file system holds its device exclusively.
+# A mounted file system holds its device exclusively (read-only: nothing else writes to it).
 test_table_bad_main_mounted() {
     local main
     main=$(linear fs "$SCRATCH" 131072)
     mkfs.ext4 -q "$main"
     mkdir -p /mnt/fs
-    mount "$main" /mnt/fs
+    mount -o ro "$main" /mnt/fs
     GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "0 131072 $TARGET $main $SPARE"
     umount /mnt/fs
 }
@@ -328,7 +328,7 @@ test_table_bad_spare_mounted() {
     spare=$(linear fs "$SCRATCH" 131072)
     mkfs.ext4 -q "$spare"
     mkdir -p /mnt/fs
-    mount "$spare" /mnt/fs
+    mount -o ro "$spare" /mnt/fs
     GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN $spare"
     umount /mnt/fs
 }
