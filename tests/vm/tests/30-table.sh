@@ -313,24 +313,27 @@ test_table_bad_spare_one_sector() {
 }
 
 # A mounted file system holds its device exclusively (read-only: nothing else writes to it).
+# Prints a 64 MiB device over the scratch disk with ext4 on it, mounted read-only on /mnt/fs
+# (the framework unmounts it).
+mounted_fs() {
+    local dev
+    dev=$(linear fs "$SCRATCH" 131072)
+    mkfs.ext4 -q "$dev"
+    mkdir -p /mnt/fs
+    mount -o ro "$dev" /mnt/fs
+    echo "$dev"
+}
+
 test_table_bad_main_mounted() {
     local main
-    main=$(linear fs "$SCRATCH" 131072)
-    mkfs.ext4 -q "$main"
-    mkdir -p /mnt/fs
-    mount -o ro "$main" /mnt/fs
+    main=$(mounted_fs)
     GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open main device" "0 131072 $TARGET $main $SPARE"
-    umount /mnt/fs
 }
 
 test_table_bad_spare_mounted() {
     local spare
-    spare=$(linear fs "$SCRATCH" 131072)
-    mkfs.ext4 -q "$spare"
-    mkdir -p /mnt/fs
-    mount -o ro "$spare" /mnt/fs
+    spare=$(mounted_fs)
     GUARD_KEEP=1 EXPECT_ERRNO=.+ rejects "$TARGET: Cannot open spare device" "$(whole_main) $MAIN $spare"
-    umount /mnt/fs
 }
 
 # The main device of a live dm-remap device holds data: as another target's spare it is
