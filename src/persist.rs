@@ -56,8 +56,8 @@ impl BlockIo {
     fn new() -> Result<Self> {
         Ok(Self {
             // Zeroed in place (KBox::new would build the array on the stack first).
-            block: KBox::init(kernel::init::zeroed(), GFP_KERNEL)?,
-            entries: KBox::init(kernel::init::zeroed(), GFP_KERNEL)?,
+            block: KBox::init(crate::dm::compat::init_zeroed(), GFP_KERNEL)?,
+            entries: KBox::init(crate::dm::compat::init_zeroed(), GFP_KERNEL)?,
             page: PageBuffer::new()?,
         })
     }
@@ -352,7 +352,7 @@ pub(crate) fn open(
             }
         }
         // Copied on the heap: `KBox::new(*io.block)` would put 4 KiB on the stack.
-        let mut head: KBox<[u8; BLOCK_BYTES]> = KBox::init(kernel::init::zeroed(), GFP_KERNEL).map_err(no_memory)?;
+        let mut head: KBox<[u8; BLOCK_BYTES]> = KBox::init(crate::dm::compat::init_zeroed(), GFP_KERNEL).map_err(no_memory)?;
         head.copy_from_slice(&io.block[..]);
         heads.push(head, GFP_KERNEL).map_err(no_memory)?;
     }

@@ -51,3 +51,11 @@ macro_rules! container_of_mut {
     };
 }
 pub(crate) use container_of_mut;
+
+/// An initialiser that zeroes a `Zeroable` value in place: `kernel::init::zeroed` in 6.12,
+/// `pin_init::init_zeroed` in 7.x (the kernel crate no longer re-exports it).
+#[cfg(not(dmr_kernel_7))]
+pub(crate) use kernel::init::zeroed as init_zeroed;
+/// See the 6.12 variant above.
+#[cfg(dmr_kernel_7)]
+pub(crate) use pin_init::init_zeroed;

@@ -697,9 +697,9 @@ fn add_folder<T: Target>(instance: &Instance<T>, info: &TargetInfo) {
     let reg = unsafe { &*(*info.ti).type_.cast::<RegisteredType>() };
     let Some(kind) = &reg.device_kind else { return };
     let name = if info.begin() == 0 {
-        kernel::str::CString::try_from_fmt(kernel::fmt!("{}", info.kernel_name()))
+        kernel::str::CString::try_from_fmt(core::format_args!("{}", info.kernel_name()))
     } else {
-        kernel::str::CString::try_from_fmt(kernel::fmt!("{}-{}", info.kernel_name(), info.begin()))
+        kernel::str::CString::try_from_fmt(core::format_args!("{}-{}", info.kernel_name(), info.begin()))
     };
     let owner: *const Instance<T> = instance;
     // SAFETY: the folder is removed (postsuspend or dtr) before the instance is freed, and
@@ -719,7 +719,7 @@ unsafe extern "C" fn background_callback<T: Target>(work: *mut bindings::work_st
     // (its first field, repr(C), as is `bg` in `Common`); the instance lives until dtr, which
     // waits for this callback to return.
     unsafe {
-        let dwork = kernel::container_of!(work, bindings::delayed_work, work).cast_mut();
+        let dwork = super::compat::container_of_mut!(work, bindings::delayed_work, work);
         let instance = &*dwork.cast::<Instance<T>>();
         let ti = instance.common.ti;
         if let Some(ms) = instance.target.background(&TargetInfo { ti }) {
