@@ -20,7 +20,7 @@
 #![forbid(unsafe_code)]
 
 use crate::dm::{
-    Arg, Bio, BioOp, BioSet, BlkStatus, CtrContext, DeferredBio, DeviceVisitor, DmDev, EndIo,
+    Arg, Bio, BioOp, BioSet, BlkStatus, CtrContext, DeferredBio, DeviceClaim, DeviceVisitor, DmDev, EndIo,
     FileSpec, MapResult, DM_NAME_LEN, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, StatusKind, Target,
     TargetError, TargetInfo,
 };
@@ -70,6 +70,8 @@ pub(crate) struct Remap {
     health_log: RateLimit,
     /// Length of the target in sectors (what the scan covers).
     target_len: u64,
+    /// No other dm-remap-v4 target uses this spare while we do.
+    _spare_claim: DeviceClaim,
 }
 
 /// The sysfs files of [`DEVICE_ATTRS`], as the DM layer takes them.
@@ -140,6 +142,11 @@ impl Target for Remap {
         // Devices are put back by DmDev's drop on every error path below.
         let main = open(ctx, table.main, TableError::CannotOpenMain)?;
         let spare = open(ctx, table.spare, TableError::CannotOpenSpare)?;
+        // Before anything is read or written on the spare.
+        let spare_claim = ctx.claim_device(&spare).map_err(|errno| TargetError {
+            message: c"Spare device is in use by another dm-remap-v4 target",
+            errno,
+        })?;
         let layout = table_line::validate_geometry(&Geometry {
             target_begin: ctx.info().begin(),
             target_len: ctx.info().len(),
@@ -197,6 +204,7 @@ impl Target for Remap {
             watch: HealthWatch::default(),
             health_log,
             target_len: ctx.info().len(),
+            _spare_claim: spare_claim,
         };
         target.stats.metadata_repairs.store(repaired, core::sync::atomic::Ordering::Relaxed);
         target.publish_metadata_state(&target.table.writer());

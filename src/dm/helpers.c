@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* See helpers.h. */
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
 #include "helpers.h"
 
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev)
@@ -112,4 +115,63 @@ u64 dmr_now_ms(void)
 const char *dmr_dm_disk_name(struct dm_target *ti)
 {
 	return dm_disk(dm_table_get_md(ti->table))->disk_name;
+}
+
+/*
+ * Which dm-remap-v4 targets use which device as their spare: two targets on one spare would
+ * commit two remap tables to the same metadata and hand out the same spare units. dm itself
+ * lets several dm devices open one device, so the module keeps this list.
+ */
+struct dmr_claim {
+	struct list_head node;
+	dev_t dev;
+	const struct mapped_device *md;
+	const struct dm_table *table;
+};
+static LIST_HEAD(dmr_claims);
+static DEFINE_MUTEX(dmr_claims_lock);
+
+/*
+ * Records that target ti uses dev; stores a handle for dmr_release_device in *claim. Fails
+ * with -EBUSY if a target of another dm device, or another target of the same table, uses it.
+ * A table loaded to replace the same device's live table may share it: the old table is
+ * destroyed when the new one is resumed.
+ */
+int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim)
+{
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	struct dmr_claim *c, *mine;
+	int r = 0;
+
+	mine = kmalloc(sizeof(*mine), GFP_KERNEL);
+	if (!mine)
+		return -ENOMEM;
+	mutex_lock(&dmr_claims_lock);
+	list_for_each_entry(c, &dmr_claims, node) {
+		if (c->dev == dev && (c->md != md || c->table == ti->table)) {
+			r = -EBUSY;
+			break;
+		}
+	}
+	if (!r) {
+		mine->dev = dev;
+		mine->md = md;
+		mine->table = ti->table;
+		list_add(&mine->node, &dmr_claims);
+		*claim = mine;
+	}
+	mutex_unlock(&dmr_claims_lock);
+	if (r)
+		kfree(mine);
+	return r;
+}
+
+void dmr_release_device(void *claim)
+{
+	struct dmr_claim *c = claim;
+
+	mutex_lock(&dmr_claims_lock);
+	list_del(&c->node);
+	mutex_unlock(&dmr_claims_lock);
+	kfree(c);
 }

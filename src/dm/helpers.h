@@ -34,5 +34,7 @@ bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms);
 unsigned long dmr_jiffies(void);
 u64 dmr_now_ms(void);
 const char *dmr_dm_disk_name(struct dm_target *ti);
+int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim);
+void dmr_release_device(void *claim);
 
 #endif

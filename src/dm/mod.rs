@@ -31,7 +31,7 @@ pub use rcu::{RcuBox, RcuReadGuard};
 pub use result_buffer::ResultBuffer;
 pub use sysfs::FileSpec;
 pub use target::{
-    Arg, CtrContext, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
+    Arg, CtrContext, DeviceClaim, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
     DM_NAME_LEN,
 };
 

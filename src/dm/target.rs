@@ -243,6 +243,21 @@ impl CtrContext {
         Ok(unsafe { DmDev::from_raw(ti, dev) })
     }
 
+    /// Claims `dev` for this target alone among the module's targets (see [`DeviceClaim`]).
+    ///
+    /// # Errors
+    /// `EBUSY` if a target of another dm device, or another target of this table, claimed
+    /// it; `ENOMEM`.
+    pub fn claim_device(&mut self, dev: &DmDev) -> Result<DeviceClaim> {
+        let mut claim = core::ptr::null_mut();
+        // SAFETY: `ti` is the target under construction with its table set; `claim` is a
+        // valid out-pointer, written on success only.
+        let ret = unsafe { bindings::dmr_claim_device(self.ti(), dev.devt(), &mut claim) };
+        kernel::error::to_result(ret)?;
+        // INVARIANT: a successful claim returned its handle.
+        Ok(DeviceClaim { claim })
+    }
+
     /// How many clones of each flush (empty `REQ_PREFLUSH` bio) `map` receives; tell them
     /// apart with [`Bio::target_bio_nr`].
     pub fn set_num_flush_bios(&mut self, n: u32) {
@@ -262,6 +277,27 @@ impl CtrContext {
         unsafe { (*self.ti()).num_write_zeroes_bios = n };
     }
 }
+
+/// A device claimed by one target among all of this module's targets (a spare must not be
+/// shared: two targets would write the same metadata); released on drop.
+///
+/// # Invariants
+/// `claim` is a live handle from `dmr_claim_device`.
+pub struct DeviceClaim {
+    claim: *mut c_void,
+}
+
+impl Drop for DeviceClaim {
+    fn drop(&mut self) {
+        // SAFETY: a live handle (type invariant), released once.
+        unsafe { bindings::dmr_release_device(self.claim) };
+    }
+}
+
+// SAFETY: the handle is only used to release the claim, under the C side's lock.
+unsafe impl Send for DeviceClaim {}
+// SAFETY: `&DeviceClaim` gives no access to it.
+unsafe impl Sync for DeviceClaim {}
 
 /// A device-mapper target type, implemented in safe Rust.
 ///

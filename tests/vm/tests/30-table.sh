@@ -355,8 +355,35 @@ test_table_bad_spare_of_another_live_device() {
     dmr_load
     dmr_create r0
     main=$(linear other "$SCRATCH" 131072)
-    GUARD_KEEP=1 rejects "$TARGET: Spare belongs to another main device" "0 131072 $TARGET $main $SPARE"
+    GUARD_KEEP=1 EXPECT_ERRNO="Device or resource busy" \
+        rejects "$TARGET: Spare device is in use by another dm-remap-v4 target" "0 131072 $TARGET $main $SPARE"
     dmsetup status r0 >/dev/null
+}
+
+# Two targets on one spare would commit two remap tables to the same metadata copies.
+test_table_bad_spare_claimed_by_another_device() {
+    dmr_load
+    dmr_create r0
+    # Same main and spare, as the same device's metadata would accept them: only the claim refuses.
+    GUARD_KEEP=1 EXPECT_ERRNO="Device or resource busy" \
+        rejects "$TARGET: Spare device is in use by another dm-remap-v4 target" "$(dmr_table)"
+    dmsetup status r0 >/dev/null
+    # A reload of r0 itself with the same spare is allowed (the old table goes on resume).
+    dmsetup reload r0 --table "$(dmr_table)"
+    dmsetup resume r0
+    dmsetup remove r0
+    dmr_create r1
+}
+
+test_table_bad_spare_twice_in_one_table() {
+    local half
+    half=$(($(sectors "$MAIN") / 2))
+    # The spare holds MAIN's metadata, so that the first target loads it without writing.
+    dmr_load
+    dmr_create r0
+    dmsetup remove r0
+    GUARD_KEEP=1 EXPECT_ERRNO="Device or resource busy" rejects "$TARGET: Spare device is in use by another dm-remap-v4 target" \
+        "0 $half $TARGET $MAIN $SPARE" "$half $half $TARGET $MAIN $SPARE"
 }
 
 test_table_bad_4kn_length_one_sector() {
