@@ -369,7 +369,7 @@ impl Remap {
         let _noio = NoIoScope::new();
         let damaged = {
             let mut table = self.table.writer();
-            if table.is_dirty() && table.commit(&self.spare).is_err() {
+            if self.table.is_dirty() && table.commit(&self.spare).is_err() {
                 return;
             }
             table.verify_metadata(&self.spare)

@@ -293,11 +293,6 @@ impl TableWriter<'_> {
         Ok(report)
     }
 
-    /// Changes wait for a commit.
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.w.image.is_dirty()
-    }
-
     /// Checks the metadata copies against the committed state (see `Image::verify_copies`);
     /// damaged copies are rewritten by the next commit. Returns how many. Sleeps.
     pub(crate) fn verify_metadata(&mut self, spare: &DmDev) -> u32 {
@@ -311,12 +306,6 @@ impl TableWriter<'_> {
     /// Sequence number of the last commit, and how many copies hold it.
     pub(crate) fn metadata_state(&self) -> (u64, u32) {
         (self.w.image.seq(), self.w.image.copies_current())
-    }
-
-    /// Spare units still available.
-    #[allow(dead_code)]
-    pub(crate) fn spare_available(&self) -> u64 {
-        self.w.spare.available()
     }
 
     /// Sets the entry of `unit`, growing the array first if needed (may sleep for a grace

@@ -37,7 +37,7 @@ pub struct InfoStatus<'a> {
     pub metadata_seq: u64,
     /// Metadata copies (of 5) holding the last commit.
     pub metadata_copies: u32,
-    /// Copies rewritten when the device was created.
+    /// Copies rewritten, when the device was created or by the scan's check of the copies.
     pub metadata_repairs: u64,
     /// Failed metadata writes.
     pub metadata_errors: u64,
