@@ -155,6 +155,9 @@ impl Target for Remap {
             spare_sectors: spare.nr_sectors(),
             spare_block_size: spare.logical_block_size(),
             same_device: main.devt() == spare.devt(),
+            table_read_only: !ctx.table_writable(),
+            main_read_only: main.read_only(),
+            spare_read_only: spare.read_only(),
         })
         .map_err(refuse)?;
         let (id_kind, id) = main.unique_id();

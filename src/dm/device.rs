@@ -71,6 +71,12 @@ impl DmDev {
         (u8::try_from(kind).unwrap_or(0), id)
     }
 
+    /// Whether the device is marked read-only (`blockdev --setro`, a write-protected disk).
+    pub fn read_only(&self) -> bool {
+        // SAFETY: the block device is held open (type invariant).
+        unsafe { bindings::dmr_bdev_read_only(self.bdev_ptr()) }
+    }
+
     /// Logical block size of the device in bytes.
     pub fn logical_block_size(&self) -> u32 {
         // SAFETY: the block device is held open (type invariant).

@@ -20,6 +20,16 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+bool dmr_bdev_read_only(struct block_device *bdev)
+{
+	return bdev_read_only(bdev);
+}
+
+bool dmr_table_writable(struct dm_target *ti)
+{
+	return dm_table_get_mode(ti->table) & BLK_OPEN_WRITE;
+}
+
 /*
  * The first unique identifier the disk reports (NAA, EUI-64, T10 designators, as SCSI and
  * NVMe give them through get_unique_id) in id, zero-padded; returns its kind

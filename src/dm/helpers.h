@@ -19,6 +19,8 @@
 void dmr_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+bool dmr_bdev_read_only(struct block_device *bdev);
+bool dmr_table_writable(struct dm_target *ti);
 int dmr_bdev_unique_id(struct block_device *bdev, u8 id[16]);
 void dmr_init_work(struct work_struct *work, work_func_t func);
 bool dmr_queue_work(struct workqueue_struct *wq, struct work_struct *work);

@@ -224,6 +224,12 @@ impl CtrContext {
         self.info.ti
     }
 
+    /// Whether the table is loaded read-write (its mode includes `BLK_OPEN_WRITE`).
+    pub fn table_writable(&self) -> bool {
+        // SAFETY: `ti` is the target under construction and its table is set.
+        unsafe { bindings::dmr_table_writable(self.ti()) }
+    }
+
     /// Opens `path` (a device path or `major:minor`) with the table's mode (`dm_get_device`).
     ///
     /// # Errors

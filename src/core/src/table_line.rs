@@ -65,6 +65,13 @@ pub enum TableError {
     SpareBlockSizeTooLarge,
     /// A logical block size that is not a power of two between 512 and 4096 bytes.
     InvalidBlockSize,
+    /// The table is read-only (`dmsetup create --readonly`): the target writes the spare's
+    /// metadata at creation and on every remap, so it is not activated read-only.
+    ReadOnlyTable,
+    /// The main device is read-only (`blockdev --setro`) but the table is read-write.
+    MainReadOnly,
+    /// The spare device is read-only but the table is read-write.
+    SpareReadOnly,
 }
 
 impl TableError {
@@ -85,6 +92,9 @@ impl TableError {
             Self::LengthMisaligned => c"Target length is not a multiple of the logical block size",
             Self::SpareBlockSizeTooLarge => c"Spare logical block size is larger than main's",
             Self::InvalidBlockSize => c"Unsupported logical block size",
+            Self::ReadOnlyTable => c"Read-only tables are not supported: the spare's metadata is written",
+            Self::MainReadOnly => c"Main device is read-only",
+            Self::SpareReadOnly => c"Spare device is read-only",
         }
     }
 }
@@ -199,6 +209,12 @@ pub struct Geometry {
     pub spare_block_size: u32,
     /// Main and spare are the same block device (same `dev_t`).
     pub same_device: bool,
+    /// The table was loaded read-only (its mode lacks write).
+    pub table_read_only: bool,
+    /// The main device is marked read-only (`bdev_read_only`).
+    pub main_read_only: bool,
+    /// The spare device is marked read-only.
+    pub spare_read_only: bool,
 }
 
 /// The accepted layout: the remap unit and the spare's data area.
@@ -236,16 +252,30 @@ impl Layout {
 ///
 /// The target maps its sector `s` (relative to `target_begin`) to main sector `s`, so the
 /// target must fit on main; the unit is main's logical block size, so the target must be
-/// aligned to it, and the spare must address that unit (its block size no larger).
+/// aligned to it, and the spare must address that unit (its block size no larger). Both
+/// devices are written (the spare's metadata at once), so the table and both devices must be
+/// writable.
 ///
 /// # Errors
-/// [`TableError::SameDevice`], [`TableError::InvalidBlockSize`],
+/// [`TableError::SameDevice`], [`TableError::ReadOnlyTable`], [`TableError::MainReadOnly`],
+/// [`TableError::SpareReadOnly`], [`TableError::InvalidBlockSize`],
 /// [`TableError::StartMisaligned`], [`TableError::LengthMisaligned`],
 /// [`TableError::TargetBeyondMain`], [`TableError::SpareBlockSizeTooLarge`] or
 /// [`TableError::SpareTooSmall`].
 pub fn validate_geometry(g: &Geometry) -> Result<Layout, TableError> {
     if g.same_device {
         return Err(TableError::SameDevice);
+    }
+    // Before anything is written: a read-only device would take the writes (the block layer
+    // only warns), against the administrator's setting.
+    if g.table_read_only {
+        return Err(TableError::ReadOnlyTable);
+    }
+    if g.main_read_only {
+        return Err(TableError::MainReadOnly);
+    }
+    if g.spare_read_only {
+        return Err(TableError::SpareReadOnly);
     }
     let unit_sectors = block_size_sectors(g.main_block_size)?;
     block_size_sectors(g.spare_block_size)?;

@@ -39,7 +39,8 @@ rejects() { # MESSAGE LINE...
     guard_line_devices "$@"
     printf 'table: %.200s\n' "$@"
     dmesg -C
-    if out=$(printf '%s\n' "$@" | dmsetup create bad 2>&1); then
+    # shellcheck disable=SC2086 # CREATE_OPTS: words for dmsetup create (--readonly)
+    if out=$(printf '%s\n' "$@" | dmsetup create ${CREATE_OPTS:-} bad 2>&1); then
         fail "dmsetup create accepted it"
     fi
     echo "dmsetup: $out"
@@ -404,6 +405,26 @@ test_table_bad_spare_2k_main_512() {
 test_table_bad_one_sector_beyond_main() {
     SPARE_MAY_CHANGE=1 rejects "$TARGET: Target does not fit on the main device|too small for target" \
         "0 $(($(sectors "$MAIN") + 1)) $TARGET $MAIN $SPARE"
+}
+
+# Read-only devices and tables: the block layer would take the target's writes to a device
+# marked read-only (it only warns), and the spare's metadata is written at creation.
+test_table_bad_spare_read_only() {
+    local spare
+    spare=$(linear ro_spare "$SCRATCH" 131072)
+    blockdev --setro "$spare"
+    rejects "$TARGET: Spare device is read-only" "$(whole_main) $MAIN $spare"
+}
+
+test_table_bad_main_read_only() {
+    local main
+    main=$(linear ro_main "$SCRATCH" 131072)
+    blockdev --setro "$main"
+    rejects "$TARGET: Main device is read-only" "0 131072 $TARGET $main $SPARE"
+}
+
+test_table_bad_read_only_table() {
+    CREATE_OPTS=--readonly rejects "$TARGET: Read-only tables are not supported" "$(dmr_table)"
 }
 
 # ---- Near misses that must work ----------------------------------------------------------------

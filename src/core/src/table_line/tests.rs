@@ -56,7 +56,8 @@ fn every_error_has_a_distinct_message() {
     let all = [
         NotEnoughArguments, InvalidFeatureCount, TooManyArguments, UnknownFeature, DuplicateFeature, CannotOpenMain,
         CannotOpenSpare, SameDevice, TargetBeyondMain, SpareTooSmall, StartMisaligned,
-        LengthMisaligned, SpareBlockSizeTooLarge, InvalidBlockSize,
+        LengthMisaligned, SpareBlockSizeTooLarge, InvalidBlockSize, ReadOnlyTable, MainReadOnly,
+        SpareReadOnly,
     ];
     for (i, a) in all.iter().enumerate() {
         assert!(!a.message().to_bytes().is_empty());
@@ -85,6 +86,9 @@ fn geometry() -> Geometry {
         spare_sectors: 1 << 17,
         spare_block_size: 512,
         same_device: false,
+        table_read_only: false,
+        main_read_only: false,
+        spare_read_only: false,
     }
 }
 
@@ -113,6 +117,10 @@ fn layout_of_a_4k_main_counts_in_4k_units() {
 fn geometry_refusals() {
     let cases = [
         (Geometry { same_device: true, ..geometry() }, TableError::SameDevice),
+        (Geometry { table_read_only: true, ..geometry() }, TableError::ReadOnlyTable),
+        (Geometry { main_read_only: true, ..geometry() }, TableError::MainReadOnly),
+        (Geometry { spare_read_only: true, ..geometry() }, TableError::SpareReadOnly),
+        (Geometry { table_read_only: true, spare_read_only: true, ..geometry() }, TableError::ReadOnlyTable),
         (Geometry { target_len: (1 << 20) + 1, ..geometry() }, TableError::TargetBeyondMain),
         (Geometry { target_len: 0, ..geometry() }, TableError::LengthMisaligned),
         (Geometry { spare_sectors: MIN_SPARE_SECTORS - 1, ..geometry() }, TableError::SpareTooSmall),
@@ -147,7 +155,7 @@ proptest! {
     ) {
         let g = Geometry {
             target_begin: begin, target_len: len, main_sectors: main, main_block_size: 1 << main_bs_log,
-            spare_sectors: spare, spare_block_size: 1 << spare_bs_log, same_device: false,
+            spare_sectors: spare, spare_block_size: 1 << spare_bs_log, ..geometry()
         };
         if let Ok(l) = validate_geometry(&g) {
             let unit = u64::from(l.unit_sectors);
