@@ -69,8 +69,9 @@ assert_fails() { # COMMAND...
 }
 
 # Retries COMMAND every 0.2 s until it succeeds; fails the test after SECONDS.
+# WAIT_SCALE (default 1) multiplies every limit: the debug kernel runs several times slower.
 wait_for() { # SECONDS COMMAND...
-    local end=$((SECONDS + $1))
+    local end=$((SECONDS + $1 * ${WAIT_SCALE:-1}))
     shift
     until "$@"; do
         ((SECONDS < end)) || fail "timed out waiting for: $*"

@@ -266,7 +266,7 @@ test_event_when_spare_use_crosses_50_percent() {
     dmsetup create r0 --table "$(dmr_table "$main" "$spare")"
     units=$(field r0 $F_SPARE | cut -d/ -f2)
     ev0=$(events r0)
-    timeout 60 dmsetup wait r0 "$ev0" &
+    timeout $((60 * ${WAIT_SCALE:-1})) dmsetup wait r0 "$ev0" &
     waiter=$!
     for ((i = 0; i < units / 2; i++)); do
         echo "remap $((i * 8))"
