@@ -4,7 +4,7 @@
 //! kernel's constructor checks it (`docs/table-line.md`), so that a refusal comes with the
 //! kernel's own words and nothing reaches the kernel that it would refuse.
 
-use crate::device::{Access, Device};
+use crate::device::{read_attr, sysfs_dir, Access, Device};
 use crate::dm::{Dm, TARGET};
 use crate::error::{Error, Kind, Result};
 use crate::spare::{probe, Probe};
@@ -35,6 +35,12 @@ fn refused(e: TableError) -> Error {
     Error::new(Kind::Refused, e.message().to_string_lossy().into_owned())
 }
 
+/// Whether a block device is marked read-only (its sysfs `ro` is 1, as after `blockdev
+/// --setro`). False for an image file or when sysfs does not say: the kernel still checks.
+fn marked_read_only(dev: &Device) -> bool {
+    dev.devno.and_then(|devno| read_attr(&sysfs_dir(devno).join("ro"))).as_deref() == Some("1")
+}
+
 /// Checks main and spare as the kernel's constructor would and builds the table line.
 ///
 /// # Errors
@@ -59,6 +65,10 @@ pub fn plan(name: &str, main_path: &str, spare_path: &str, format: bool) -> Resu
         spare_sectors: spare.sectors,
         spare_block_size: spare.block_size,
         same_device: main.devno == spare.devno,
+        // The tool's tables are read-write (it never passes `--readonly`).
+        table_read_only: false,
+        main_read_only: marked_read_only(&main),
+        spare_read_only: marked_read_only(&spare),
     })
     .map_err(refused)?;
     let spare_action = match probe(&mut spare)? {
