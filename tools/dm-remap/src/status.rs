@@ -128,6 +128,18 @@ pub fn status_table(devices: &[DeviceStatus]) -> String {
     out
 }
 
+/// The `--json` output: the one device as an object when `single` (a NAME was given; `states`
+/// then holds exactly that device), else an array of all; pretty-printed, ending in a newline.
+/// Empty (just the newline) if `single` and `states` is empty.
+pub fn status_json(states: &[DeviceStatus], single: bool) -> String {
+    let text = match (single, states.first()) {
+        (true, Some(state)) => serde_json::to_string_pretty(state),
+        (true, None) => Ok(String::new()),
+        (false, _) => serde_json::to_string_pretty(states),
+    };
+    text.unwrap_or_default() + "\n"
+}
+
 /// `status [NAME] [--json]`.
 ///
 /// # Errors
@@ -142,11 +154,7 @@ pub fn status(dm: &Dm, name: Option<&str>, json: bool) -> Result<String> {
         states.push(device_status(dev, &dm.info_status(&dev.name)?, Path::new(SYSFS_ROOT))?);
     }
     if json {
-        let text = match name {
-            Some(_) => serde_json::to_string_pretty(&states[0]),
-            None => serde_json::to_string_pretty(&states),
-        };
-        return Ok(text.unwrap_or_default() + "\n");
+        return Ok(status_json(&states, name.is_some()));
     }
     if states.is_empty() {
         return Ok("no dm-remap-v4 devices\n".into());

@@ -508,6 +508,97 @@ fn status_merges_the_info_line_and_sysfs() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// The exact `status --json` text (keys, their order, values): scripts read it.
+#[test]
+fn status_json_is_pinned() {
+    let root = temp_path("sysfs-json");
+    std::fs::create_dir_all(root.join("dm-3")).unwrap();
+    std::fs::write(root.join("dm-3/health"), "degraded\n").unwrap();
+    std::fs::write(root.join("dm-3/scan_progress"), "42\n").unwrap();
+    let dev = dm::RemapDevice { name: "r0".into(), devno: (253, 3), start: 0, len: 524288 };
+    let line = "1 8 2 1 3/112640 4 5 6 degraded 9 4/5 7 8 scanning 42";
+    let st = status::device_status(&dev, line, &root).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    let expected = r#"{
+  "name": "r0",
+  "kernel_name": "dm-3",
+  "sectors": 524288,
+  "unit_sectors": 8,
+  "remaps": 2,
+  "pending": 1,
+  "spare_used": 3,
+  "spare_total": 112640,
+  "read_errors": 4,
+  "write_errors": 5,
+  "remap_failures": 6,
+  "health": "degraded",
+  "metadata_seq": 9,
+  "metadata_copies": 4,
+  "metadata_repairs": 7,
+  "metadata_errors": 8,
+  "scan_state": "scanning",
+  "scan_progress": 42,
+  "sysfs": {
+    "health": "degraded",
+    "scan_progress": "42"
+  }
+}
+"#;
+    assert_eq!(status::status_json(std::slice::from_ref(&st), true), expected);
+    // An older module: no scan fields, no sysfs folder; all devices: an array.
+    let old = status::device_status(&dev, "1 1 0 0 0/100 0 0 0 ok 1 5/5 0 0", Path::new("/nonexistent")).unwrap();
+    let expected = r#"[
+  {
+    "name": "r0",
+    "kernel_name": "dm-3",
+    "sectors": 524288,
+    "unit_sectors": 8,
+    "remaps": 2,
+    "pending": 1,
+    "spare_used": 3,
+    "spare_total": 112640,
+    "read_errors": 4,
+    "write_errors": 5,
+    "remap_failures": 6,
+    "health": "degraded",
+    "metadata_seq": 9,
+    "metadata_copies": 4,
+    "metadata_repairs": 7,
+    "metadata_errors": 8,
+    "scan_state": "scanning",
+    "scan_progress": 42,
+    "sysfs": {
+      "health": "degraded",
+      "scan_progress": "42"
+    }
+  },
+  {
+    "name": "r0",
+    "kernel_name": "dm-3",
+    "sectors": 524288,
+    "unit_sectors": 1,
+    "remaps": 0,
+    "pending": 0,
+    "spare_used": 0,
+    "spare_total": 100,
+    "read_errors": 0,
+    "write_errors": 0,
+    "remap_failures": 0,
+    "health": "ok",
+    "metadata_seq": 1,
+    "metadata_copies": 5,
+    "metadata_repairs": 0,
+    "metadata_errors": 0,
+    "scan_state": null,
+    "scan_progress": null,
+    "sysfs": null
+  }
+]
+"#;
+    assert_eq!(status::status_json(&[st, old], false), expected);
+    assert_eq!(status::status_json(&[], false), "[]\n");
+}
+
 #[test]
 fn list_output_parses() {
     let list = status::parse_list("8 9216\n16 pending\n").unwrap();
