@@ -12,8 +12,13 @@ use super::table_line::parse_decimal;
 
 /// The INFO status line, parsed. Units as in `docs/status.md`: counts of remap units unless a
 /// name says otherwise.
+///
+/// `S` holds the words (health, scan state): [`parse_info`] gives `&str` borrowed from the
+/// line; [`InfoStatus::map`] turns them into another type (an owned `String` on the host).
+/// With the `serde` feature it is `Serialize`, field names and order as declared here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InfoStatus<'a> {
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct InfoStatus<S> {
     /// The remap unit in 512-byte sectors.
     pub unit_sectors: u32,
     /// Main units redirected to the spare.
@@ -32,7 +37,7 @@ pub struct InfoStatus<'a> {
     pub remap_failures: u64,
     /// The health word as printed (`ok`, `degraded`, `spare_low`, `spare_full`, or a word of a
     /// newer module).
-    pub health: &'a str,
+    pub health: S,
     /// Sequence number of the last metadata commit.
     pub metadata_seq: u64,
     /// Metadata copies (of 5) holding the last commit.
@@ -43,9 +48,32 @@ pub struct InfoStatus<'a> {
     pub metadata_errors: u64,
     /// Background scan state (`off`, `idle`, `scanning`, or a newer word); `None` from a module
     /// that does not print it.
-    pub scan_state: Option<&'a str>,
+    pub scan_state: Option<S>,
     /// Progress of the current scan pass, per cent (0..=100); `None` when not printed.
     pub scan_progress: Option<u32>,
+}
+
+impl<S> InfoStatus<S> {
+    /// The same status with `f` applied to each word (health, then scan state if present).
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> InfoStatus<T> {
+        InfoStatus {
+            unit_sectors: self.unit_sectors,
+            remaps: self.remaps,
+            pending: self.pending,
+            spare_used: self.spare_used,
+            spare_total: self.spare_total,
+            read_errors: self.read_errors,
+            write_errors: self.write_errors,
+            remap_failures: self.remap_failures,
+            health: f(self.health),
+            metadata_seq: self.metadata_seq,
+            metadata_copies: self.metadata_copies,
+            metadata_repairs: self.metadata_repairs,
+            metadata_errors: self.metadata_errors,
+            scan_state: self.scan_state.map(f),
+            scan_progress: self.scan_progress,
+        }
+    }
 }
 
 /// Why an INFO line was refused.
@@ -83,7 +111,7 @@ impl core::fmt::Display for StatusError {
 ///
 /// # Errors
 /// [`StatusError::MissingField`], [`StatusError::UnknownFormat`], [`StatusError::BadField`].
-pub fn parse_info(line: &str) -> Result<InfoStatus<'_>, StatusError> {
+pub fn parse_info(line: &str) -> Result<InfoStatus<&str>, StatusError> {
     let mut fields = line.split_ascii_whitespace();
     let mut position = 0usize;
     let mut next = || {
@@ -169,6 +197,16 @@ mod tests {
         assert_eq!((info.scan_state, info.scan_progress), (Some("scanning"), Some(37)));
         let info = parse_info("1 1 0 0 0/9 0 0 0 newword 1 5/5 0 0 paused 0 77 more").unwrap();
         assert_eq!((info.health, info.scan_state), ("newword", Some("paused")));
+    }
+
+    #[test]
+    fn map_changes_only_the_words() {
+        let info = parse_info("1 8 3 1 4/1000 5 6 7 degraded 42 4/5 1 2 scanning 25").unwrap();
+        let lengths = info.map(str::len);
+        assert_eq!((lengths.health, lengths.scan_state), (8, Some(8)));
+        assert_eq!(lengths.map(|_| ""), info.map(|_| ""));
+        let old = parse_info("1 8 3 1 4/1000 5 6 7 ok 42 4/5 1 2").unwrap();
+        assert_eq!(old.map(str::len).scan_state, None);
     }
 
     #[test]

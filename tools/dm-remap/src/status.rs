@@ -6,7 +6,7 @@
 use crate::device::read_attr;
 use crate::dm::{Dm, RemapDevice};
 use crate::error::{Error, Kind, Result};
-use dm_remap_core::status_parse::parse_info;
+use dm_remap_core::status_parse::{parse_info, InfoStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,45 +15,19 @@ use std::path::Path;
 /// Where the module publishes one folder per live device, named after its kernel name.
 pub const SYSFS_ROOT: &str = "/sys/kernel/dm-remap-v4";
 
-/// One device's state, as `status --json` prints it.
+/// One device's state, as `status --json` prints it: the names and length, then the INFO
+/// fields inline (as [`InfoStatus`] declares them), then the sysfs files.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct DeviceStatus {
     /// The /dev/mapper name.
     pub name: String,
     /// The kernel name, `dm-<minor>`.
     pub kernel_name: String,
-    /// Target length in sectors.
+    /// Target length in 512-byte sectors.
     pub sectors: u64,
-    /// The remap unit in sectors.
-    pub unit_sectors: u32,
-    /// Remapped units.
-    pub remaps: u64,
-    /// Pending units.
-    pub pending: u64,
-    /// Spare units in use.
-    pub spare_used: u64,
-    /// Spare units in all.
-    pub spare_total: u64,
-    /// Read errors seen.
-    pub read_errors: u64,
-    /// Write errors seen.
-    pub write_errors: u64,
-    /// Errors that could not be remapped.
-    pub remap_failures: u64,
-    /// Health word.
-    pub health: String,
-    /// Last metadata commit.
-    pub metadata_seq: u64,
-    /// Copies holding it (of 5).
-    pub metadata_copies: u32,
-    /// Copies repaired at create.
-    pub metadata_repairs: u64,
-    /// Failed metadata writes.
-    pub metadata_errors: u64,
-    /// Scan state, if the module reports one.
-    pub scan_state: Option<String>,
-    /// Scan progress in per cent, if reported.
-    pub scan_progress: Option<u32>,
+    /// The INFO status line, parsed (units as `docs/status.md` gives them).
+    #[serde(flatten)]
+    pub info: InfoStatus<String>,
     /// Every file of the device's sysfs folder (values as text), when the module has one.
     pub sysfs: Option<BTreeMap<String, String>>,
 }
@@ -83,21 +57,7 @@ pub fn device_status(dev: &RemapDevice, info_line: &str, sysfs_root: &Path) -> R
     Ok(DeviceStatus {
         name: dev.name.clone(),
         sectors: dev.len,
-        unit_sectors: info.unit_sectors,
-        remaps: info.remaps,
-        pending: info.pending,
-        spare_used: info.spare_used,
-        spare_total: info.spare_total,
-        read_errors: info.read_errors,
-        write_errors: info.write_errors,
-        remap_failures: info.remap_failures,
-        health: info.health.to_string(),
-        metadata_seq: info.metadata_seq,
-        metadata_copies: info.metadata_copies,
-        metadata_repairs: info.metadata_repairs,
-        metadata_errors: info.metadata_errors,
-        scan_state: info.scan_state.map(str::to_string),
-        scan_progress: info.scan_progress,
+        info: info.map(str::to_string),
         sysfs: read_sysfs_dir(&sysfs_root.join(&kernel_name)),
         kernel_name,
     })
@@ -109,7 +69,7 @@ pub fn status_table(devices: &[DeviceStatus]) -> String {
         "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}\n",
         "NAME", "HEALTH", "REMAPS", "PENDING", "SPARE USED", "ERRORS R/W", "SCAN", "META SEQ"
     );
-    for d in devices {
+    for DeviceStatus { name, info: d, .. } in devices {
         let percent = if d.spare_total == 0 { 0.0 } else { 100.0 * d.spare_used as f64 / d.spare_total as f64 };
         let spare = format!("{}/{} ({percent:.1}%)", d.spare_used, d.spare_total);
         let errors = format!("{}/{}", d.read_errors, d.write_errors);
@@ -122,7 +82,7 @@ pub fn status_table(devices: &[DeviceStatus]) -> String {
         let _ = writeln!(
             out,
             "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}",
-            d.name, d.health, d.remaps, d.pending, spare, errors, scan, meta
+            name, d.health, d.remaps, d.pending, spare, errors, scan, meta
         );
     }
     out

@@ -495,15 +495,15 @@ fn status_merges_the_info_line_and_sysfs() {
     let dev = dm::RemapDevice { name: "r0".into(), devno: (253, 3), start: 0, len: 524288 };
     let line = "1 1 2 1 3/112640 4 5 0 degraded 9 5/5 0 0 scanning 42";
     let st = status::device_status(&dev, line, &root).unwrap();
-    assert_eq!((st.kernel_name.as_str(), st.remaps, st.pending, st.spare_used), ("dm-3", 2, 1, 3));
-    assert_eq!((st.scan_state.as_deref(), st.scan_progress), (Some("scanning"), Some(42)));
+    assert_eq!((st.kernel_name.as_str(), st.info.remaps, st.info.pending, st.info.spare_used), ("dm-3", 2, 1, 3));
+    assert_eq!((st.info.scan_state.as_deref(), st.info.scan_progress), (Some("scanning"), Some(42)));
     let sysfs = st.sysfs.as_ref().unwrap();
     assert_eq!(sysfs.get("health").map(String::as_str), Some("degraded"));
     let table = status::status_table(&[st]);
     assert!(table.contains("r0") && table.contains("scanning 42%") && table.contains("3/112640"), "{table}");
     // An older module: no scan fields, no sysfs folder.
     let st = status::device_status(&dev, "1 8 0 0 0/100 0 0 0 ok 1 5/5 0 0", Path::new("/nonexistent")).unwrap();
-    assert_eq!((st.scan_state, st.sysfs), (None, None));
+    assert_eq!((st.info.scan_state, st.sysfs), (None, None));
     assert_eq!(status::device_status(&dev, "garbage", &root).unwrap_err().kind, Kind::DeviceMapper);
     std::fs::remove_dir_all(&root).unwrap();
 }
