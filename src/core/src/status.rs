@@ -167,56 +167,60 @@ pub fn write_table(w: &mut dyn Write, main: &str, spare: &str, features: &Featur
     Ok(())
 }
 
+/// The one [`Counters`] fixture of the core's tests: a distinct value in nearly every field (so
+/// that a field printed in the wrong place shows), a degraded device (one unit pending) half-way
+/// through its third scan pass.
+#[cfg(test)]
+pub(crate) fn sample_counters() -> Counters {
+    use super::scan::ScanState;
+    Counters {
+        unit_sectors: 8,
+        remaps: 3,
+        pending: 1,
+        spare_used: 4,
+        spare_total: 1000,
+        read_errors: 5,
+        write_errors: 6,
+        remap_failures: 7,
+        spare_errors: 9,
+        health: Health::Degraded,
+        metadata_seq: 42,
+        metadata_copies: 5,
+        metadata_repairs: 1,
+        metadata_errors: 2,
+        scan: ScanReport {
+            state: ScanState::Scanning,
+            position: 500,
+            total: 1000,
+            passes: 2,
+            errors: 11,
+            last_pass_s: 12,
+            rate_kib: 4096,
+            interval_s: 86400,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::ScanState;
     use std::string::String;
-
-    fn sample() -> Counters {
-        Counters {
-            unit_sectors: 8,
-            remaps: 3,
-            pending: 1,
-            spare_used: 4,
-            spare_total: 1000,
-            read_errors: 5,
-            write_errors: 6,
-            remap_failures: 7,
-            spare_errors: 9,
-            health: Health::Ok,
-            metadata_seq: 42,
-            metadata_copies: 5,
-            metadata_repairs: 1,
-            metadata_errors: 2,
-            scan: ScanReport {
-                state: ScanState::Scanning,
-                position: 250,
-                total: 1000,
-                passes: 1,
-                errors: 2,
-                last_pass_s: 30,
-                rate_kib: 4096,
-                interval_s: 3600,
-            },
-        }
-    }
 
     #[test]
     fn info_line_has_documented_fields() {
         let mut s = String::new();
-        write_info(&mut s, &sample()).unwrap();
-        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 ok 42 5/5 1 2 scanning 25");
+        write_info(&mut s, &sample_counters()).unwrap();
+        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 degraded 42 5/5 1 2 scanning 50");
     }
 
     #[test]
     fn stats_line_names_every_counter() {
         let mut s = String::new();
-        write_stats(&mut s, &sample()).unwrap();
+        write_stats(&mut s, &sample_counters()).unwrap();
         assert_eq!(
             s,
             "remaps=3 pending=1 spare_used=4 spare_total=1000 read_errors=5 write_errors=6 \
-             spare_errors=9 remap_failures=7 health=ok\n"
+             spare_errors=9 remap_failures=7 health=degraded\n"
         );
     }
 

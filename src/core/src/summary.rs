@@ -6,10 +6,10 @@
 //!
 //! ```text
 //! dm-remap-v4 4.0.0, 1 device
-//! remap0 (dm-3): ok  main 252:0  spare 252:1  unit 1 sectors
-//!     remaps 3  pending 0  spare 3/112640 units (0%)
-//!     errors: read 1  write 2  remap failures 0  metadata seq 5, 5/5 copies
-//!     scan: idle  pass 2 done  0% of current  0 found  16384 KiB/s every 604800 s
+//! remap0 (dm-3): degraded  main 252:0  spare 252:1  unit 8 sectors
+//!     remaps 3  pending 1  spare 4/1000 units (0%)
+//!     errors: read 5  write 6  remap failures 7  metadata seq 42, 5/5 copies
+//!     scan: scanning  pass 2 done  50% of current  11 found  4096 KiB/s every 86400 s
 //! ```
 
 use super::scan::percent;
@@ -77,42 +77,15 @@ pub fn write_device(w: &mut dyn Write, n: &DeviceNames<'_>, c: &Counters) -> fmt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{ScanReport, ScanState};
-    use crate::status::Health;
+    use crate::status::sample_counters;
     use std::string::String;
 
     #[test]
     fn device_lines() {
-        let c = Counters {
-            unit_sectors: 1,
-            remaps: 3,
-            pending: 0,
-            spare_used: 3,
-            spare_total: 112640,
-            read_errors: 1,
-            write_errors: 2,
-            remap_failures: 0,
-            spare_errors: 0,
-            health: Health::Ok,
-            metadata_seq: 5,
-            metadata_copies: 5,
-            metadata_repairs: 0,
-            metadata_errors: 0,
-            scan: ScanReport {
-                state: ScanState::Idle,
-                position: 0,
-                total: 100,
-                passes: 2,
-                errors: 0,
-                last_pass_s: 1,
-                rate_kib: 16384,
-                interval_s: 604800,
-            },
-        };
         let mut s = String::new();
         write_header(&mut s, "4.0.0", 1).unwrap();
         let names = DeviceNames { name: "remap0", kernel_name: "dm-3", main: "252:0", spare: "252:1" };
-        write_device(&mut s, &names, &c).unwrap();
+        write_device(&mut s, &names, &sample_counters()).unwrap();
         let doc: String = include_str!("summary.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```text"))

@@ -1,43 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 use super::*;
-use crate::scan::{ScanReport, ScanState};
-use crate::status::Health;
+use crate::status::sample_counters;
 use std::collections::BTreeSet;
 use std::string::String;
 
-fn counters() -> Counters {
-    Counters {
-        unit_sectors: 8,
-        remaps: 3,
-        pending: 1,
-        spare_used: 4,
-        spare_total: 1000,
-        read_errors: 5,
-        write_errors: 6,
-        remap_failures: 7,
-        spare_errors: 9,
-        health: Health::Degraded,
-        metadata_seq: 42,
-        metadata_copies: 5,
-        metadata_repairs: 0,
-        metadata_errors: 0,
-        scan: ScanReport {
-            state: ScanState::Scanning,
-            position: 500,
-            total: 1000,
-            passes: 2,
-            errors: 11,
-            last_pass_s: 12,
-            rate_kib: 4096,
-            interval_s: 60,
-        },
-    }
-}
-
 fn value(attr: DeviceAttr) -> String {
     let mut s = String::new();
-    attr.write_value(&mut s, &counters()).unwrap();
+    attr.write_value(&mut s, &sample_counters()).unwrap();
     s
 }
 
@@ -60,7 +30,7 @@ fn every_device_file_holds_one_value_and_a_newline() {
         ("scan_errors", "11"),
         ("scan_last_pass_s", "12"),
         ("scan_rate_kib", "4096"),
-        ("scan_interval_s", "60"),
+        ("scan_interval_s", "86400"),
     ];
     for (name, v) in expected {
         let attr = DEVICE_ATTRS.iter().find(|a| a.file_name().to_str().unwrap() == name).unwrap();
