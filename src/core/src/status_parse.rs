@@ -199,6 +199,29 @@ mod tests {
         assert_eq!((info.health, info.scan_state), ("newword", Some("paused")));
     }
 
+    /// `Counters` (the module's view) and `InfoStatus` (a reader's) describe one line: what
+    /// `write_info` prints parses back to the same values.
+    #[test]
+    fn parses_what_write_info_prints() {
+        let c = crate::status::sample_counters();
+        let mut line = std::string::String::new();
+        crate::status::write_info(&mut line, &c).unwrap();
+        let info = parse_info(&line).unwrap();
+        assert_eq!(
+            (info.unit_sectors, info.remaps, info.pending, info.spare_used, info.spare_total),
+            (c.unit_sectors, c.remaps, c.pending, c.spare_used, c.spare_total)
+        );
+        assert_eq!(
+            (info.read_errors, info.write_errors, info.remap_failures, info.health),
+            (c.read_errors, c.write_errors, c.remap_failures, c.health.as_str())
+        );
+        assert_eq!(
+            (info.metadata_seq, info.metadata_copies, info.metadata_repairs, info.metadata_errors),
+            (c.metadata_seq, c.metadata_copies, c.metadata_repairs, c.metadata_errors)
+        );
+        assert_eq!((info.scan_state, info.scan_progress), (Some(c.scan.state.as_str()), Some(50)));
+    }
+
     #[test]
     fn map_changes_only_the_words() {
         let info = parse_info("1 8 3 1 4/1000 5 6 7 degraded 42 4/5 1 2 scanning 25").unwrap();
