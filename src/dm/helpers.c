@@ -110,11 +110,6 @@ bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms)
 	return mod_delayed_work(system_long_wq, dwork, msecs_to_jiffies(ms));
 }
 
-unsigned long dmr_jiffies(void)
-{
-	return jiffies;
-}
-
 /* Monotonic milliseconds since boot. */
 u64 dmr_now_ms(void)
 {

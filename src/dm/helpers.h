@@ -33,7 +33,6 @@ void dmr_memalloc_noio_restore(unsigned int flags);
 void dmr_init_delayed_work(struct delayed_work *dwork, work_func_t func);
 bool dmr_background_queue(struct delayed_work *dwork, unsigned int ms);
 bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms);
-unsigned long dmr_jiffies(void);
 u64 dmr_now_ms(void);
 const char *dmr_dm_disk_name(struct dm_target *ti);
 int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim);

@@ -41,10 +41,12 @@ pub fn random_bytes(out: &mut [u8]) {
     unsafe { bindings::get_random_bytes(out.as_mut_ptr().cast(), out.len()) };
 }
 
-/// Jiffies now (a cheap clock for "did anything happen since", not for durations).
+/// Jiffies now (a cheap clock for "did anything happen since", not for durations). Read in
+/// place, as C's `jiffies` macro does: `map` calls this for every bio.
 pub fn jiffies() -> u64 {
-    // SAFETY: reads a global counter.
-    (unsafe { bindings::dmr_jiffies() }) as u64
+    // SAFETY: `jiffies` is a word-sized global the timer interrupt updates; a volatile read of
+    // it is what C's `READ_ONCE(jiffies)` does, and a torn value cannot occur on 64-bit.
+    (unsafe { core::ptr::read_volatile(&raw const kernel::bindings::jiffies) }) as u64
 }
 
 /// Monotonic milliseconds since boot (`ktime_get`).
