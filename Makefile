@@ -9,6 +9,12 @@
 # The kernel must have CONFIG_RUST=y, and the rustc, bindgen and clang given here must be the
 # ones it was built with (see docs/install.md). Defaults match scripts/lib/common.sh.
 
+# A machine's toolchain choice, for builds that see no special environment (DKMS rebuilding for
+# a new kernel at upgrade time): make variable lines such as `BINDGEN ?= /opt/bindgen/bin/bindgen`.
+# With `?=` there, the environment and the command line still win over it.
+DM_REMAP_BUILD_CONF ?= /etc/dm-remap/build.conf
+-include $(DM_REMAP_BUILD_CONF)
+
 KDIR ?= $(shell scripts/build-kernel 2>/dev/null)
 LLVM_BIN ?= /usr/lib/llvm-19/bin
 KRUSTC ?= /usr/bin/rustc
