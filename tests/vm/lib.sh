@@ -324,9 +324,13 @@ run_suite() { # FILTER FILE...
     done
     local -a tests
     mapfile -t tests < <(_test_names file_index)
+    # A guest of `tests/vm/run --jobs` walks the suite in its order (forward or reverse) and
+    # runs a test only if it claims it first: mkdir in the queue shared by the guests.
+    [[ ${VM_CLAIM_ORDER:-forward} == forward ]] || mapfile -t tests < <(printf '%s\n' "${tests[@]}" | tac)
     _kmemleak_begin
     for name in "${tests[@]}"; do
         [[ $name =~ $filter ]] || continue
+        [[ -z ${VM_CLAIMS:-} ]] || mkdir "$VM_CLAIMS/$name" 2>/dev/null || continue
         # Not in an if or ||: bash would ignore errexit all through the test.
         _run_test "$name"
         case $? in
