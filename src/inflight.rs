@@ -42,17 +42,20 @@ impl InflightWrites {
         }
     }
 
-    /// Waits until every write counted before this call has exited, sleeping 1 ms between
-    /// looks, for at most `timeout_ms`. Callers serialise (the table writer lock). Returns
-    /// whether the writes drained in time.
+    /// Waits until every write counted before this call has exited, sleeping about 1 ms
+    /// between looks, for at most `timeout_ms` milliseconds of wall time (a deadline on the
+    /// monotonic clock: one `msleep(1)` lasts at least two jiffies, 8 ms at HZ=250, so a count
+    /// of sleeps would wait many times longer). Callers serialise (the table writer lock).
+    /// Returns whether the writes drained in time.
     pub(crate) fn wait_older(&self, timeout_ms: u32) -> bool {
         let old = (self.epoch.fetch_add(1, SeqCst) & 1) as u8;
-        for _ in 0..timeout_ms {
-            if self.counter(old).load(SeqCst) == 0 {
-                return true;
+        let deadline = crate::dm::now_ms().saturating_add(u64::from(timeout_ms));
+        while self.counter(old).load(SeqCst) != 0 {
+            if crate::dm::now_ms() >= deadline {
+                return false;
             }
             crate::dm::sleep_ms(1);
         }
-        self.counter(old).load(SeqCst) == 0
+        true
     }
 }
