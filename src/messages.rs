@@ -128,14 +128,14 @@ impl Remap {
             let _ = writeln!(out, "{} pending", sector);
             return Ok(());
         }
-        let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true).is_ok();
+        let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true);
         match self.place_on_spare(ti, &mut table, unit, write) {
             Ok(spare) => {
                 let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
                 Ok(())
             }
             Err(PlaceError::SpareFull) => Err(failed(c"Spare device full", ENOSPC)),
-            Err(PlaceError::SpareFails) => Err(failed(c"Spare device fails", EIO)),
+            Err(PlaceError::SpareFails(_)) => Err(failed(c"Spare device fails", EIO)),
             Err(PlaceError::NotRecorded) => Err(failed(c"Cannot record the remap", ENOMEM)),
         }
     }

@@ -15,7 +15,9 @@
 //!
 //! Errors (`end_io`, then the worker in `repair.rs`): a failed write is retried unit by unit
 //! and the failing units are remapped; a failed read is narrowed to its failing units, which
-//! are marked pending, and the error is returned.
+//! are marked pending, and the error is returned. Only statuses that may mean the medium
+//! failed (`BLK_STS_MEDIUM`, `BLK_STS_IOERR`) go that way; the others are returned as they are
+//! (`remap_core::io_error`).
 
 #![forbid(unsafe_code)]
 
@@ -268,6 +270,9 @@ impl Target for Remap {
             self.inflight.exit(epoch);
         }
         if status.is_ok() {
+            if pb.route == Route::Spare && bio.op() == BioOp::Write {
+                self.stats.spare_write_ok();
+            }
             // Remaps made before a flush or FUA write completes must be durable when it does.
             let durable_point = pb.route == Route::Flush || (bio.is_fua() && bio.op() == BioOp::Write);
             if durable_point && self.table.is_dirty() {
@@ -280,6 +285,18 @@ impl Target for Remap {
         match op {
             BioOp::Read => self.stats.read_error(),
             _ => self.stats.write_error(),
+        }
+        // Only a status that may mean the medium failed is the worker's: the others (timeout,
+        // transport, offline, no space, ...) are returned as they are and use no spare
+        // (`remap_core::io_error`, docs/design.md "Which errors remap").
+        if !status.may_be_medium() {
+            if pb.route == Route::Spare {
+                Stats::count(&self.stats.spare_errors);
+                if op == BioOp::Write {
+                    let _ = self.stats.spare_write_failed(status.raw());
+                }
+            }
+            return EndIo::Done(status);
         }
         match (pb.route, op) {
             // A failed write is never failed upward before the worker tried to remap it.
