@@ -236,7 +236,9 @@ impl Target for Remap {
         }
         let first = self.layout.unit_of(start);
         let units = self.layout.unit_of(u64::from(bio.sectors())).max(1);
-        match self.route(first, units, op) {
+        // A write-zeroes writes like a write: it heals a pending unit too.
+        let writes = op == BioOp::Write || bio.is_write_zeroes();
+        match self.route(first, units, writes) {
             Routing::Main(n) => {
                 if n < units {
                     // n < units <= sectors, so the sector count fits.
@@ -429,8 +431,9 @@ enum Routing {
 
 impl Remap {
     /// Decides where the first of the bio's `units` go: lock-free, no allocation, at most
-    /// [`MAX_UNITS_PER_MAP`] lookups.
-    fn route(&self, first: u64, units: u64, op: BioOp) -> Routing {
+    /// [`MAX_UNITS_PER_MAP`] lookups. `writes`: the bio writes data (a write or a
+    /// write-zeroes), so a pending unit goes to the worker, which heals it.
+    fn route(&self, first: u64, units: u64, writes: bool) -> Routing {
         if !self.table.any_in(first, first.saturating_add(units)) {
             return Routing::Main(units);
         }
@@ -438,13 +441,13 @@ impl Remap {
         let guard = RcuReadGuard::new();
         let needs_own_route = |entry: Option<Entry>| match entry {
             Some(Entry::Remapped { .. } | Entry::Moving { .. }) => true,
-            Some(Entry::Pending) => op == BioOp::Write,
+            Some(Entry::Pending) => writes,
             None => false,
         };
         match self.table.lookup(&guard, first) {
             Some(Entry::Remapped { spare }) => return Routing::Spare(spare),
             // A pending unit gets its spare unit from the worker; a moving one waits there.
-            Some(Entry::Pending) if op == BioOp::Write => return Routing::Worker,
+            Some(Entry::Pending) if writes => return Routing::Worker,
             Some(Entry::Moving { .. }) => return Routing::Worker,
             _ => {}
         }

@@ -53,7 +53,7 @@ impl Remap {
             let result = match op {
                 BioOp::Write => self.write_unit(ti, &bio, offset, unit),
                 BioOp::Read => self.read_unit(ti, &bio, offset, unit),
-                BioOp::Other => self.other_unit(&bio, offset, unit),
+                BioOp::Other => self.other_unit(ti, &bio, offset, unit),
             };
             if !result.is_ok() {
                 status = result;
@@ -80,13 +80,15 @@ impl Remap {
     }
 
     /// Sends the bio's unit at `offset` of another operation (write-zeroes, discard) where the
-    /// table says, without remapping on failure.
-    fn other_unit(&self, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
+    /// table says, without remapping on failure. A write-zeroes heals a pending unit as a write
+    /// does: the unit gets a spare unit, zeroed by the bio.
+    fn other_unit(&self, ti: &TargetInfo, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
         let len = self.layout.unit_sectors;
         match self.entry(unit) {
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
                 bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare))
             }
+            Some(Entry::Pending) if bio.is_write_zeroes() => self.relocate(ti, bio, offset, unit, None),
             _ => bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit)),
         }
     }

@@ -120,6 +120,11 @@ impl Bio {
         }
     }
 
+    /// The bio is a `REQ_OP_WRITE_ZEROES` (one of [`BioOp::Other`]): it writes, like a write.
+    pub fn is_write_zeroes(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
+    }
+
     /// The bio carries `REQ_PREFLUSH`: caches must be flushed before it.
     pub fn is_preflush(&self) -> bool {
         self.opf() & bindings::DMR_REQ_PREFLUSH != 0

@@ -85,6 +85,13 @@ impl<P> DeferredBio<'_, P> {
         }
     }
 
+    /// The bio is a `REQ_OP_WRITE_ZEROES` (one of [`BioOp::Other`]).
+    pub fn is_write_zeroes(&self) -> bool {
+        // SAFETY: `bio` is valid (type invariant); `bi_opf` does not change.
+        let opf = unsafe { (*self.bio).bi_opf };
+        opf & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
+    }
+
     /// The target's own per-bio data, as `map` and `end_io` left it.
     pub fn per_bio(&self) -> &P {
         // SAFETY: `pb` is valid while we hold the bio (type invariant).
