@@ -117,6 +117,11 @@ impl<P> DeferredBio<'_, P> {
             }
             bindings::bio_trim(clone, u64::from(offset), u64::from(len));
             (*clone).bi_iter.bi_sector = sector;
+            // The clone is waited for, never polled: a polled bio (io_uring IOPOLL) keeps
+            // REQ_POLLED on its dm clone, and a clone carrying it would complete only when
+            // someone polls its queue (or fail with BLK_STS_NOTSUPP where the queue cannot
+            // poll). As dm does for bios it resubmits (`bio_clear_polled`).
+            (*clone).bi_opf &= !bindings::DMR_REQ_POLLED;
             bindings::submit_bio_wait(clone);
             let status = BlkStatus((*clone).bi_status);
             bindings::bio_put(clone);
