@@ -153,6 +153,8 @@ impl Remap {
         // wait for writes already sent to the spare unit, so that the copy is final.
         let record = |e| failed(c"Cannot record the change", e);
         table.set(unit, Entry::Moving { spare }).map_err(record)?;
+        // An update in place: `set` cannot fail here (no resize, a unit and spare unit the
+        // table already holds), so the unit never stays `Moving`.
         let back_out = |table: &mut crate::table::TableWriter<'_>, message, errno| {
             let _ = table.set(unit, Entry::Remapped { spare });
             Err(failed(message, errno))
