@@ -128,14 +128,14 @@ impl Remap {
             let _ = writeln!(out, "{} pending", sector);
             return Ok(());
         }
-        let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true).is_ok();
+        let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true);
         match self.place_on_spare(ti, &mut table, unit, write) {
             Ok(spare) => {
                 let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
                 Ok(())
             }
             Err(PlaceError::SpareFull) => Err(failed(c"Spare device full", ENOSPC)),
-            Err(PlaceError::SpareFails) => Err(failed(c"Spare device fails", EIO)),
+            Err(PlaceError::SpareFails(_)) => Err(failed(c"Spare device fails", EIO)),
             Err(PlaceError::NotRecorded) => Err(failed(c"Cannot record the remap", ENOMEM)),
         }
     }
@@ -153,6 +153,8 @@ impl Remap {
         // wait for writes already sent to the spare unit, so that the copy is final.
         let record = |e| failed(c"Cannot record the change", e);
         table.set(unit, Entry::Moving { spare }).map_err(record)?;
+        // An update in place: `set` cannot fail here (no resize, a unit and spare unit the
+        // table already holds), so the unit never stays `Moving`.
         let back_out = |table: &mut crate::table::TableWriter<'_>, message, errno| {
             let _ = table.set(unit, Entry::Remapped { spare });
             Err(failed(message, errno))

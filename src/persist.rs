@@ -195,7 +195,8 @@ impl Image {
     ///
     /// # Errors
     /// `EIO` if the spare could not be flushed or no copy could be written; the image stays
-    /// dirty and the next commit tries again.
+    /// dirty and the next commit tries again. `ERANGE` if the sequence number is at
+    /// `MAX_SEQ` (nothing is written).
     pub(crate) fn commit(
         &mut self,
         spare: &DmDev,
@@ -205,9 +206,11 @@ impl Image {
         if !self.dirty && self.copies_current() as usize == COPIES {
             return Ok(CommitReport { copies_ok: COPIES as u32, copies_failed: 0 });
         }
+        // A loaded seq is at most MAX_SEQ (the codec refuses more), so this takes 2^63 commits;
+        // refused rather than saturated: a repeated seq would hide every later change.
+        let seq = metadata::next_seq(self.sb.seq).ok_or(ERANGE)?;
         // The data of every remap in this commit is on the spare: make it durable first.
         spare.flush()?;
-        let seq = self.next_seq();
         let mut sb = self.sb;
         sb.seq = seq;
         sb.high_water = high_water.clamp(sb.layout.data_start(), sb.layout.data_end());

@@ -15,7 +15,9 @@
 //!
 //! Errors (`end_io`, then the worker in `repair.rs`): a failed write is retried unit by unit
 //! and the failing units are remapped; a failed read is narrowed to its failing units, which
-//! are marked pending, and the error is returned.
+//! are marked pending, and the error is returned. Only statuses that may mean the medium
+//! failed (`BLK_STS_MEDIUM`, `BLK_STS_IOERR`) go that way; the others are returned as they are
+//! (`remap_core::io_error`).
 
 #![forbid(unsafe_code)]
 
@@ -234,7 +236,9 @@ impl Target for Remap {
         }
         let first = self.layout.unit_of(start);
         let units = self.layout.unit_of(u64::from(bio.sectors())).max(1);
-        match self.route(first, units, op) {
+        // A write-zeroes writes like a write: it heals a pending unit too.
+        let writes = op == BioOp::Write || bio.is_write_zeroes();
+        match self.route(first, units, writes) {
             Routing::Main(n) => {
                 if n < units {
                     // n < units <= sectors, so the sector count fits.
@@ -268,6 +272,9 @@ impl Target for Remap {
             self.inflight.exit(epoch);
         }
         if status.is_ok() {
+            if pb.route == Route::Spare && bio.op() == BioOp::Write {
+                self.stats.spare_write_ok();
+            }
             // Remaps made before a flush or FUA write completes must be durable when it does.
             let durable_point = pb.route == Route::Flush || (bio.is_fua() && bio.op() == BioOp::Write);
             if durable_point && self.table.is_dirty() {
@@ -280,6 +287,18 @@ impl Target for Remap {
         match op {
             BioOp::Read => self.stats.read_error(),
             _ => self.stats.write_error(),
+        }
+        // Only a status that may mean the medium failed is the worker's: the others (timeout,
+        // transport, offline, no space, ...) are returned as they are and use no spare
+        // (`remap_core::io_error`, docs/design.md "Which errors remap").
+        if !status.may_be_medium() {
+            if pb.route == Route::Spare {
+                Stats::count(&self.stats.spare_errors);
+                if op == BioOp::Write {
+                    let _ = self.stats.spare_write_failed(status.raw());
+                }
+            }
+            return EndIo::Done(status);
         }
         match (pb.route, op) {
             // A failed write is never failed upward before the worker tried to remap it.
@@ -412,8 +431,9 @@ enum Routing {
 
 impl Remap {
     /// Decides where the first of the bio's `units` go: lock-free, no allocation, at most
-    /// [`MAX_UNITS_PER_MAP`] lookups.
-    fn route(&self, first: u64, units: u64, op: BioOp) -> Routing {
+    /// [`MAX_UNITS_PER_MAP`] lookups. `writes`: the bio writes data (a write or a
+    /// write-zeroes), so a pending unit goes to the worker, which heals it.
+    fn route(&self, first: u64, units: u64, writes: bool) -> Routing {
         if !self.table.any_in(first, first.saturating_add(units)) {
             return Routing::Main(units);
         }
@@ -421,13 +441,13 @@ impl Remap {
         let guard = RcuReadGuard::new();
         let needs_own_route = |entry: Option<Entry>| match entry {
             Some(Entry::Remapped { .. } | Entry::Moving { .. }) => true,
-            Some(Entry::Pending) => op == BioOp::Write,
+            Some(Entry::Pending) => writes,
             None => false,
         };
         match self.table.lookup(&guard, first) {
             Some(Entry::Remapped { spare }) => return Routing::Spare(spare),
             // A pending unit gets its spare unit from the worker; a moving one waits there.
-            Some(Entry::Pending) if op == BioOp::Write => return Routing::Worker,
+            Some(Entry::Pending) if writes => return Routing::Worker,
             Some(Entry::Moving { .. }) => return Routing::Worker,
             _ => {}
         }

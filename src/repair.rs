@@ -4,30 +4,37 @@
 //! at a time, with synchronous I/O (pattern: `narrow_write_error()` in `drivers/md/raid1.c`).
 //!
 //! - Write: each unit goes where the table says; a unit that fails on main, or on its spare
-//!   unit, gets a new spare unit, its data is written there, and only then is the remap
-//!   recorded. Only failing units consume spare. The bio succeeds if every unit landed.
-//! - Read: each unit is read again from where the table says; units that fail on main are
-//!   marked pending and the bio fails (never invented data). If every unit reads on retry the
-//!   data is genuine and the bio succeeds.
+//!   unit, with a status that may mean the medium failed (`remap_core::io_error`) gets a new
+//!   spare unit, its data is written there, and only then is the remap recorded. Only such
+//!   failing units consume spare; other statuses are returned. The bio succeeds if every unit
+//!   landed.
+//! - Read: each unit is read again from where the table says; units that fail on main with a
+//!   medium status are marked pending and the bio fails (never invented data). If every unit
+//!   reads on retry the data is genuine and the bio succeeds.
+//! - Spare outage: a spare unit whose write fails is marked bad only for a medium status and
+//!   while fewer than `MAX_BAD_IN_A_ROW` spare writes in a row failed; otherwise it is given
+//!   back and the relocation stops (`remap_core::io_error::SpareWriteRun`).
 
 #![forbid(unsafe_code)]
 
 use crate::dm::{BioOp, BlkStatus, DeferredBio, NoIoScope, RcuReadGuard, TargetInfo};
 use crate::remap::{PerBio, Remap};
+use crate::remap_core::io_error::{SpareFailure, MAX_BAD_IN_A_ROW};
 use crate::remap_core::remap_table::Entry;
 use crate::stats::Stats;
 use crate::table::TableWriter;
 use kernel::prelude::*;
 
 /// Spare units tried for one main unit before giving up (each failing one is marked bad).
-const RELOCATE_ATTEMPTS: u32 = 3;
+const RELOCATE_ATTEMPTS: u32 = MAX_BAD_IN_A_ROW;
 
 /// Why [`Remap::place_on_spare`] could not give a unit a spare unit.
 pub(crate) enum PlaceError {
     /// No spare unit is left.
     SpareFull,
-    /// Every spare unit tried failed its write.
-    SpareFails,
+    /// Every spare unit tried failed its write, or the spare is failing as a whole; the
+    /// status of the last failed write.
+    SpareFails(BlkStatus),
     /// The remap could not be recorded in the table (no memory to grow it).
     NotRecorded,
 }
@@ -46,7 +53,7 @@ impl Remap {
             let result = match op {
                 BioOp::Write => self.write_unit(ti, &bio, offset, unit),
                 BioOp::Read => self.read_unit(ti, &bio, offset, unit),
-                BioOp::Other => self.other_unit(&bio, offset, unit),
+                BioOp::Other => self.other_unit(ti, &bio, offset, unit),
             };
             if !result.is_ok() {
                 status = result;
@@ -73,13 +80,15 @@ impl Remap {
     }
 
     /// Sends the bio's unit at `offset` of another operation (write-zeroes, discard) where the
-    /// table says, without remapping on failure.
-    fn other_unit(&self, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
+    /// table says, without remapping on failure. A write-zeroes heals a pending unit as a write
+    /// does: the unit gets a spare unit, zeroed by the bio.
+    fn other_unit(&self, ti: &TargetInfo, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
         let len = self.layout.unit_sectors;
         match self.entry(unit) {
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
                 bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare))
             }
+            Some(Entry::Pending) if bio.is_write_zeroes() => self.relocate(ti, bio, offset, unit, None),
             _ => bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit)),
         }
     }
@@ -89,16 +98,26 @@ impl Remap {
         let len = self.layout.unit_sectors;
         match self.entry(unit) {
             None => {
-                if bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit)).is_ok() {
-                    return BlkStatus::OK;
+                let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
+                if status.is_ok() || !status.may_be_medium() {
+                    // Not the medium (timeout, transport, offline, no space, ...): no spare.
+                    return status;
                 }
                 self.relocate(ti, bio, offset, unit, None)
             }
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
-                if bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare)).is_ok() {
-                    return BlkStatus::OK;
+                let status = bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
+                if status.is_ok() {
+                    self.stats.spare_write_ok();
+                    return status;
                 }
                 Stats::count(&self.stats.spare_errors);
+                // Counted in the run of failed spare writes; the unit itself is only replaced
+                // (and marked bad) once a new one holds the data.
+                let _ = self.stats.spare_write_failed(status.raw());
+                if !status.may_be_medium() {
+                    return status;
+                }
                 self.relocate(ti, bio, offset, unit, Some(spare))
             }
             Some(Entry::Pending) => self.relocate(ti, bio, offset, unit, None),
@@ -123,7 +142,7 @@ impl Remap {
                 return bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
             }
         }
-        let write = |spare: u64| bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare)).is_ok();
+        let write = |spare: u64| bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
         match self.place_on_spare(ti, &mut table, unit, write) {
             Ok(_) => {
                 if let Some(bad) = failed {
@@ -131,22 +150,26 @@ impl Remap {
                 }
                 BlkStatus::OK
             }
+            Err(PlaceError::SpareFails(status)) if !status.may_be_medium() => status,
             Err(_) => BlkStatus::IOERR,
         }
     }
 
     /// Gives main unit `unit` a new spare unit: allocates one, lets `write` put the unit's data
-    /// there (given the spare unit, true on success), then records the remap. A spare unit whose
-    /// write fails is marked bad and another is tried, up to [`RELOCATE_ATTEMPTS`]. Counts,
-    /// logs (rate-limited) and raises a dm event when the spare is or becomes full. The caller
-    /// holds the table writer; used by the worker and by the `remap` message.
+    /// there (given the spare unit, returns the write's status), then records the remap. A
+    /// spare unit whose write fails is marked bad and another is tried, up to
+    /// [`RELOCATE_ATTEMPTS`] — unless the status is not a medium failure or the spare fails as
+    /// a whole (`Stats::spare_write_failed`): then the unit is given back and the relocation
+    /// stops. Counts, logs (rate-limited) and raises a dm event when the spare is or becomes
+    /// full. The caller holds the table writer; used by the worker and by the `remap` message.
     pub(crate) fn place_on_spare(
         &self,
         ti: &TargetInfo,
         table: &mut TableWriter<'_>,
         unit: u64,
-        mut write: impl FnMut(u64) -> bool,
+        mut write: impl FnMut(u64) -> BlkStatus,
     ) -> Result<u64, PlaceError> {
+        let mut last = BlkStatus::IOERR;
         for _ in 0..RELOCATE_ATTEMPTS {
             let Ok(spare) = table.allocate() else {
                 self.stats.remap_failure();
@@ -156,7 +179,9 @@ impl Remap {
                 ti.raise_event();
                 return Err(PlaceError::SpareFull);
             };
-            if write(spare) {
+            let status = write(spare);
+            if status.is_ok() {
+                self.stats.spare_write_ok();
                 if table.set(unit, Entry::Remapped { spare }).is_err() {
                     table.free(spare);
                     self.stats.remap_failure();
@@ -174,10 +199,18 @@ impl Remap {
                 return Ok(spare);
             }
             Stats::count(&self.stats.spare_errors);
-            table.mark_bad(spare);
+            last = status;
+            match self.stats.spare_write_failed(status.raw()) {
+                SpareFailure::MarkBad => table.mark_bad(spare),
+                SpareFailure::GiveBack => {
+                    // Not this unit's medium: it stays usable, nothing is recorded.
+                    table.free(spare);
+                    break;
+                }
+            }
         }
         self.stats.remap_failure();
-        Err(PlaceError::SpareFails)
+        Err(PlaceError::SpareFails(last))
     }
 
     /// Reads the bio's unit at `offset` for main unit `unit`; marks it pending if main fails.
@@ -191,7 +224,8 @@ impl Remap {
             return status;
         }
         let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
-        if !status.is_ok() {
+        // Only a failure that may be the medium's marks the unit pending.
+        if status.may_be_medium() {
             let mut table = self.table.writer();
             if table.lookup(unit).is_none() && table.set(unit, Entry::Pending).is_ok() && self.log_limit.allow() {
                 pr_warn!("{}: read error, sector {} pending\n", ti.device_name(), self.layout.sector_of(unit));

@@ -344,14 +344,20 @@ impl Remap {
         }
     }
 
-    /// Reads one unit without an entry on main; marks it pending if that fails. Returns
-    /// whether it was newly marked.
+    /// Reads one unit without an entry on main; marks it pending if that fails with a status
+    /// that may mean the medium failed (`remap_core::io_error`). Returns whether it was newly
+    /// marked.
     fn scan_unit(&self, ti: &TargetInfo, buf: &mut PageBuffer, unit: u64) -> bool {
         let bytes = self.layout.unit_sectors.saturating_mul(512);
-        if buf.io(&self.main, self.layout.sector_of(unit), bytes, BioOp::Read, false).is_ok() {
+        let status = buf.io(&self.main, self.layout.sector_of(unit), bytes, BioOp::Read, false);
+        if status.is_ok() {
             return false;
         }
         self.stats.read_error();
+        if !status.may_be_medium() {
+            // A path or device outage, not this unit's medium.
+            return false;
+        }
         let mut table = self.table.writer();
         // A write may have remapped it meanwhile.
         if table.lookup(unit).is_some() || table.set(unit, Entry::Pending).is_err() {

@@ -5,7 +5,8 @@
 #![forbid(unsafe_code)]
 
 use crate::module_state;
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::remap_core::io_error::{SpareFailure, SpareWriteRun};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Counts of errors seen since creation (or the last `clear_stats`).
 #[derive(Default)]
@@ -25,6 +26,9 @@ pub(crate) struct Stats {
     /// Sequence number of the last commit and copies holding it, published for status.
     pub(crate) metadata_seq: AtomicU64,
     pub(crate) metadata_copies: AtomicU64,
+    /// Spare writes that failed since the last one that succeeded (not a statistic: the state
+    /// of the spare-outage rule, `remap_core::io_error::SpareWriteRun`; never cleared).
+    spare_write_run: AtomicU32,
 }
 
 impl Stats {
@@ -54,6 +58,24 @@ impl Stats {
     /// Reads `counter`.
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// A write to the spare succeeded: the spare is not failing as a whole. Any context.
+    pub(crate) fn spare_write_ok(&self) {
+        // Read first: successful spare writes are frequent, failures rare.
+        if self.spare_write_run.load(Ordering::Relaxed) != 0 {
+            self.spare_write_run.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A write to spare unit failed with `status` (a `BLK_STS_*` value): counts it in the run
+    /// and says whether the unit is to be marked bad or given back. Any context.
+    pub(crate) fn spare_write_failed(&self, status: u8) -> SpareFailure {
+        let run = SpareWriteRun { failed: self.spare_write_run.load(Ordering::Relaxed) };
+        let (action, next) = run.on_failure(status);
+        // A success racing with this store is lost, which only makes the run one longer.
+        self.spare_write_run.store(next.failed, Ordering::Relaxed);
+        action
     }
 
     /// Sets the error counters to zero (not the metadata state).

@@ -309,12 +309,14 @@ impl TableWriter<'_> {
     }
 
     /// Sets the entry of `unit`, growing the array first if needed (may sleep for a grace
-    /// period). Readers see the entry once this returns.
+    /// period). Readers see the entry once this returns. An update of a unit that has an entry
+    /// never resizes, so it never fails for memory (the `unremap` back-out relies on it).
     ///
     /// # Errors
-    /// `ENOMEM` if growing failed, `EINVAL` for a unit or spare unit the table cannot hold.
+    /// `ENOMEM` if growing failed (inserts only), `EINVAL` for a unit or spare unit the table
+    /// cannot hold.
     pub(crate) fn set(&mut self, unit: u64, entry: Entry) -> Result {
-        self.grow_if_needed()?;
+        self.grow_if_needed(unit)?;
         // The region bit goes first: a reader that finds it clear behaves as if it ran before
         // this insert, which is allowed; one that finds it set then looks the unit up.
         if let Some(map) = self.table.region_map() {
@@ -374,8 +376,14 @@ impl TableWriter<'_> {
         }
     }
 
-    fn grow_if_needed(&mut self) -> Result {
-        let Some(capacity) = remap_table::needs_resize(self.w.counts, self.w.capacity) else {
+    /// Resizes the array before `unit`'s entry is set, if the policy says so (never for an
+    /// update of an existing entry).
+    fn grow_if_needed(&mut self, unit: u64) -> Result {
+        let resize = {
+            let guard = RcuReadGuard::new();
+            remap_table::resize_before_set(&self.table.slots.get(&guard).slots, self.w.counts, self.w.capacity, unit)
+        };
+        let Some(capacity) = resize else {
             return Ok(());
         };
         let bigger = KBox::new(SlotArray::new(capacity)?, GFP_KERNEL)?;

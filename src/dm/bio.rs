@@ -7,6 +7,7 @@
 
 use super::bindings;
 use super::device::DmDev;
+use crate::remap_core::io_error;
 use kernel::types::Opaque;
 
 /// A block-layer completion status (`blk_status_t`).
@@ -25,7 +26,51 @@ impl BlkStatus {
     pub fn is_ok(self) -> bool {
         self == Self::OK
     }
+
+    /// The failure may mean that the medium failed at the place of the I/O (`BLK_STS_MEDIUM`,
+    /// `BLK_STS_IOERR`): only then may a unit be remapped or marked pending (see
+    /// `remap_core::io_error`). False for success and for every other status.
+    pub fn may_be_medium(self) -> bool {
+        io_error::may_be_medium(self.0)
+    }
+
+    /// The raw `BLK_STS_*` value.
+    pub fn raw(self) -> u8 {
+        self.0
+    }
 }
+
+/// The core classifies statuses by their values: the kernel's headers must agree with it
+/// (checked when the module is built; a kernel that renumbers them fails the build).
+const _: () = {
+    use bindings as b;
+    let pairs: [(bindings::blk_status_t, u8); 19] = [
+        (b::DMR_BLK_STS_OK, io_error::BLK_STS_OK),
+        (b::DMR_BLK_STS_NOTSUPP, io_error::BLK_STS_NOTSUPP),
+        (b::DMR_BLK_STS_TIMEOUT, io_error::BLK_STS_TIMEOUT),
+        (b::DMR_BLK_STS_NOSPC, io_error::BLK_STS_NOSPC),
+        (b::DMR_BLK_STS_TRANSPORT, io_error::BLK_STS_TRANSPORT),
+        (b::DMR_BLK_STS_TARGET, io_error::BLK_STS_TARGET),
+        (b::DMR_BLK_STS_RESV_CONFLICT, io_error::BLK_STS_RESV_CONFLICT),
+        (b::DMR_BLK_STS_MEDIUM, io_error::BLK_STS_MEDIUM),
+        (b::DMR_BLK_STS_PROTECTION, io_error::BLK_STS_PROTECTION),
+        (b::DMR_BLK_STS_RESOURCE, io_error::BLK_STS_RESOURCE),
+        (b::DMR_BLK_STS_IOERR, io_error::BLK_STS_IOERR),
+        (b::DMR_BLK_STS_DM_REQUEUE, io_error::BLK_STS_DM_REQUEUE),
+        (b::DMR_BLK_STS_AGAIN, io_error::BLK_STS_AGAIN),
+        (b::DMR_BLK_STS_DEV_RESOURCE, io_error::BLK_STS_DEV_RESOURCE),
+        (b::DMR_BLK_STS_ZONE_OPEN_RESOURCE, io_error::BLK_STS_ZONE_OPEN_RESOURCE),
+        (b::DMR_BLK_STS_ZONE_ACTIVE_RESOURCE, io_error::BLK_STS_ZONE_ACTIVE_RESOURCE),
+        (b::DMR_BLK_STS_OFFLINE, io_error::BLK_STS_OFFLINE),
+        (b::DMR_BLK_STS_DURATION_LIMIT, io_error::BLK_STS_DURATION_LIMIT),
+        (b::DMR_BLK_STS_INVAL, io_error::BLK_STS_INVAL),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        assert!(pairs[i].0 == pairs[i].1, "a BLK_STS_* value differs from remap_core::io_error");
+        i += 1;
+    }
+};
 
 /// The direction of a data bio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +118,11 @@ impl Bio {
             x if x == bindings::DMR_REQ_OP_WRITE => BioOp::Write,
             _ => BioOp::Other,
         }
+    }
+
+    /// The bio is a `REQ_OP_WRITE_ZEROES` (one of [`BioOp::Other`]): it writes, like a write.
+    pub fn is_write_zeroes(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
     }
 
     /// The bio carries `REQ_PREFLUSH`: caches must be flushed before it.

@@ -85,6 +85,13 @@ impl<P> DeferredBio<'_, P> {
         }
     }
 
+    /// The bio is a `REQ_OP_WRITE_ZEROES` (one of [`BioOp::Other`]).
+    pub fn is_write_zeroes(&self) -> bool {
+        // SAFETY: `bio` is valid (type invariant); `bi_opf` does not change.
+        let opf = unsafe { (*self.bio).bi_opf };
+        opf & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
+    }
+
     /// The target's own per-bio data, as `map` and `end_io` left it.
     pub fn per_bio(&self) -> &P {
         // SAFETY: `pb` is valid while we hold the bio (type invariant).
@@ -110,6 +117,11 @@ impl<P> DeferredBio<'_, P> {
             }
             bindings::bio_trim(clone, u64::from(offset), u64::from(len));
             (*clone).bi_iter.bi_sector = sector;
+            // The clone is waited for, never polled: a polled bio (io_uring IOPOLL) keeps
+            // REQ_POLLED on its dm clone, and a clone carrying it would complete only when
+            // someone polls its queue (or fail with BLK_STS_NOTSUPP where the queue cannot
+            // poll). As dm does for bios it resubmits (`bio_clear_polled`).
+            (*clone).bi_opf &= !bindings::DMR_REQ_POLLED;
             bindings::submit_bio_wait(clone);
             let status = BlkStatus((*clone).bi_status);
             bindings::bio_put(clone);

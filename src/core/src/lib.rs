@@ -25,3 +25,4 @@ pub mod metadata;
 pub mod scan;
 pub mod sysfs;
 pub mod summary;
+pub mod io_error;

@@ -89,6 +89,22 @@ pub const MAGIC: [u8; 8] = *b"DMREMAP4";
 /// The format version this code reads and writes.
 pub const VERSION: u32 = 1;
 
+/// The largest commit sequence number (`2^63 - 1`): a superblock with a higher `seq` is
+/// invalid ([`FormatError::BadSequence`]). No device commits that often (2^63 commits take
+/// 292 000 years at a million a second), so a higher value is damage or a hostile spare; were it
+/// accepted, the next commits could not be numbered (see [`next_seq`]).
+pub const MAX_SEQ: u64 = (1 << 63) - 1;
+
+/// The sequence number of the commit after `seq`, or `None` once `seq` is [`MAX_SEQ`] (or
+/// beyond): the caller refuses the commit rather than write a `seq` that would not load.
+pub const fn next_seq(seq: u64) -> Option<u64> {
+    if seq >= MAX_SEQ {
+        None
+    } else {
+        Some(seq + 1)
+    }
+}
+
 /// Byte offset of the CRC32C in every block (the checksum covers bytes `0..4092`).
 pub const CRC_OFFSET: usize = 4092;
 
@@ -150,7 +166,7 @@ pub enum FormatError {
     /// A superblock's copy index is not the copy it was read as (it was found at another
     /// copy's place).
     WrongCopy,
-    /// A sequence number is 0 (commits are numbered from 1).
+    /// A sequence number is 0 (commits are numbered from 1) or above [`MAX_SEQ`].
     BadSequence,
     /// The geometry is inconsistent; which part is said.
     BadGeometry(Geometry),
@@ -202,7 +218,7 @@ impl FormatError {
             Self::UnknownFlags => "unknown superblock flags",
             Self::BadCopyIndex => "copy index out of range",
             Self::WrongCopy => "superblock belongs to another copy",
-            Self::BadSequence => "sequence number is zero",
+            Self::BadSequence => "sequence number is zero or too large",
             Self::BadGeometry(geometry) => geometry.message(),
             Self::BadFingerprint => "inconsistent main device fingerprint",
             Self::BadCounts => "superblock counts exceed their capacity",

@@ -482,3 +482,14 @@ pub fn needs_resize(counts: Counts, capacity: usize) -> Option<usize> {
     }
     None
 }
+
+/// [`needs_resize`] for setting the entry of `unit` in `slots` (occupancy `counts`, `capacity`
+/// slots): `None` when `unit` already has a key, because an update is one store of its value
+/// word in place and changes no occupancy. So an update never allocates and cannot fail for
+/// memory (the `unremap` back-out relies on it). Writer side: serialised by the caller.
+pub fn resize_before_set(slots: &[Slot], counts: Counts, capacity: usize, unit: u64) -> Option<usize> {
+    if lookup(slots, unit).is_some() {
+        return None;
+    }
+    needs_resize(counts, capacity)
+}

@@ -200,7 +200,7 @@ impl Superblock {
     ///
     /// - [`FormatError::BadCopyIndex`]: `copy_index >= 5`;
     /// - [`FormatError::UnknownFlags`];
-    /// - [`FormatError::BadSequence`]: `seq == 0`;
+    /// - [`FormatError::BadSequence`]: `seq == 0` or `seq > MAX_SEQ`;
     /// - [`FormatError::BadFingerprint`]: `main.block_size != unit_sectors * 512`, no whole
     ///   main unit, or kind 0 with a non-zero id;
     /// - [`FormatError::BadCounts`]: `remap_count + bad_count > data_units`,
@@ -213,7 +213,7 @@ impl Superblock {
         if self.flags & !KNOWN_FLAGS != 0 {
             return Err(FormatError::UnknownFlags);
         }
-        if self.seq == 0 {
+        if self.seq == 0 || self.seq > super::MAX_SEQ {
             return Err(FormatError::BadSequence);
         }
         let unit_bytes = u64::from(self.layout.unit_sectors()).saturating_mul(SECTOR_BYTES);

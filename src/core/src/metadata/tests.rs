@@ -1390,7 +1390,7 @@ fn arb_superblock_of(layout: impl Strategy<Value = Layout>) -> impl Strategy<Val
                 copy_index: (r[5] % 5) as u32,
                 flags: u32::from(needs_check),
                 uuid,
-                seq: 1 + r[6] % u64::MAX,
+                seq: 1 + r[6] % md::MAX_SEQ,
                 main: MainFingerprint {
                     main_sectors: main_units * u64::from(layout.unit_sectors())
                         + r[7] % u64::from(layout.unit_sectors()),
@@ -1603,4 +1603,30 @@ proptest! {
             prop_assert!(units.iter().filter(|&&u| u == unit).count() >= 2);
         }
     }
+}
+
+/// A hostile `seq` near `u64::MAX` (checksum fixed) must not load: a commit could not number
+/// its successor, and a saturating counter would stop writing changed blocks.
+#[test]
+fn superblock_seq_near_u64_max_is_refused() {
+    let sb = small_superblock();
+    for seq in [u64::MAX, u64::MAX - 1, 1u64 << 63] {
+        assert_eq!(
+            decode_patched(&sb, 40, &seq.to_le_bytes()).map(|s| s.seq),
+            Err(FormatError::BadSequence),
+            "seq {seq:#x}"
+        );
+    }
+    // The largest valid seq still loads (2^63 - 1 commits: 292 000 years at a million a second).
+    assert_eq!(decode_patched(&sb, 40, &md::MAX_SEQ.to_le_bytes()).map(|s| s.seq), Ok(md::MAX_SEQ));
+}
+
+/// Commits number their successor with `next_seq`, which refuses to step past `MAX_SEQ`
+/// instead of saturating (a saturated seq freezes commits: no block is newer than its copy).
+#[test]
+fn next_seq_stops_at_max_seq() {
+    assert_eq!(md::next_seq(1), Some(2));
+    assert_eq!(md::next_seq(md::MAX_SEQ - 1), Some(md::MAX_SEQ));
+    assert_eq!(md::next_seq(md::MAX_SEQ), None);
+    assert_eq!(md::next_seq(u64::MAX), None);
 }

@@ -278,6 +278,31 @@ mod plain {
         );
     }
 
+    /// An update of an existing unit (the `unremap` back-out `Moving` -> `Remapped`, `Pending`
+    /// -> `Remapped`) never resizes, so it cannot fail for memory and leave a unit `Moving`;
+    /// an insert still resizes when the policy says so.
+    #[test]
+    fn update_of_existing_unit_never_resizes() {
+        // At the shrink threshold: 4 live of 1000 slots.
+        let slots = table(1000);
+        let mut counts = Counts::new();
+        for unit in 0..4 {
+            insert_or_update(&slots, &mut counts, unit, Entry::Moving { spare: 100 + unit }).unwrap();
+        }
+        assert!(needs_resize(counts, 1000).is_some());
+        assert_eq!(resize_before_set(&slots, counts, 1000, 2), None, "update in place");
+        assert_eq!(resize_before_set(&slots, counts, 1000, 7), needs_resize(counts, 1000), "insert");
+        // At the grow threshold: 12 occupied of 16.
+        let slots = table(16);
+        let mut counts = Counts::new();
+        for unit in 0..12 {
+            insert_or_update(&slots, &mut counts, unit, remapped(unit)).unwrap();
+        }
+        assert!(needs_resize(counts, 16).is_some());
+        assert_eq!(resize_before_set(&slots, counts, 16, 11), None, "update in place");
+        assert!(resize_before_set(&slots, counts, 16, 12).is_some(), "insert");
+    }
+
     /// Growing by the policy keeps the load in [1/2, 3/4]: at most 32 bytes per entry once
     /// past the minimum capacity.
     #[test]
