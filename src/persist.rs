@@ -111,6 +111,11 @@ impl Image {
         &self.sb.layout
     }
 
+    /// The main device the metadata was made for.
+    pub(crate) fn main(&self) -> &MainFingerprint {
+        &self.sb.main
+    }
+
     /// Sequence number of the last commit.
     pub(crate) fn seq(&self) -> u64 {
         self.sb.seq

@@ -22,9 +22,9 @@
 #![forbid(unsafe_code)]
 
 use crate::dm::{
-    Arg, Bio, BioOp, BioSet, BlkStatus, CtrContext, DeferredBio, DeviceClaim, DeviceVisitor, DmDev, EndIo,
-    FileSpec, MapResult, DM_NAME_LEN, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, StatusKind, Target,
-    TargetError, TargetInfo,
+    Arg, Bio, BioOp, BioSet, BlkStatus, Claim, CtrContext, DeferredBio, DeviceVisitor, DmDev, EndIo,
+    FileSpec, MapResult, DM_NAME_LEN, QueueLimits, RateLimit, RcuReadGuard, ResultBuffer, SharedClaim, StatusKind,
+    Target, TargetError, TargetInfo,
 };
 use crate::health::HealthWatch;
 use crate::module_state;
@@ -60,7 +60,10 @@ pub(crate) struct Remap {
     pub(crate) spare: DmDev,
     features: Features,
     pub(crate) layout: Layout,
-    pub(crate) table: RemapTable,
+    /// The spare's remap table, shared with the other table of this dm device that names the
+    /// spare (the live one, or one loaded to replace it), and claiming the spare: no other
+    /// dm-remap-v4 device may use it while we do.
+    pub(crate) table: SharedClaim<RemapTable>,
     pub(crate) stats: Stats,
     pub(crate) inflight: InflightWrites,
     pub(crate) bioset: BioSet,
@@ -72,8 +75,6 @@ pub(crate) struct Remap {
     health_log: RateLimit,
     /// Length of the target in sectors (what the scan covers).
     target_len: u64,
-    /// No other dm-remap-v4 target uses this spare while we do.
-    _spare_claim: DeviceClaim,
 }
 
 /// The sysfs files of [`DEVICE_ATTRS`], as the DM layer takes them.
@@ -140,12 +141,12 @@ impl Target for Remap {
     type PerBio = PerBio;
 
     fn ctr(ctx: &mut CtrContext, args: &[Arg<'_>]) -> Result<Self, TargetError> {
-        let table = table_line::parse_args(args).map_err(refuse)?;
+        let line = table_line::parse_args(args).map_err(refuse)?;
         // Devices are put back by DmDev's drop on every error path below.
-        let main = open(ctx, table.main, TableError::CannotOpenMain)?;
-        let spare = open(ctx, table.spare, TableError::CannotOpenSpare)?;
+        let main = open(ctx, line.main, TableError::CannotOpenMain)?;
+        let spare = open(ctx, line.spare, TableError::CannotOpenSpare)?;
         // Before anything is read or written on the spare.
-        let spare_claim = ctx.claim_device(&spare).map_err(|errno| TargetError {
+        let claim = ctx.claim_device::<RemapTable>(&spare).map_err(|errno| TargetError {
             message: c"Spare device is in use by another dm-remap-v4 target",
             errno,
         })?;
@@ -169,25 +170,51 @@ impl Target for Remap {
             id_kind,
             id,
         };
-        let mut uuid = [0u8; 16];
-        crate::dm::random_bytes(&mut uuid);
-        let opened = persist::open(&spare, fingerprint, layout.unit_sectors, uuid, table.features.format)
-            .map_err(|e| TargetError { message: e.message, errno: e.errno })?;
+        let (table, metadata, repaired) = match claim {
+            // A table loaded to replace this device's live one: the live table's in-core state
+            // is the truth (it may have remapped since the spare was last committed), and the
+            // spare is not read or written here (docs/design.md, "Table reload").
+            Claim::Joined(table) => {
+                let (metadata, made_for) = table.writer().metadata_identity();
+                if !made_for.matches(&fingerprint) {
+                    return Err(TargetError::invalid(c"Spare belongs to another main device"));
+                }
+                if metadata.unit_sectors() != layout.unit_sectors {
+                    return Err(TargetError::invalid(c"Spare was formatted for another remap unit"));
+                }
+                if line.features.format {
+                    return Err(TargetError::invalid(c"Cannot format a spare the live table uses"));
+                }
+                (table, metadata, 0)
+            }
+            Claim::First(claim) => {
+                let mut uuid = [0u8; 16];
+                crate::dm::random_bytes(&mut uuid);
+                let opened = persist::open(&spare, fingerprint, layout.unit_sectors, uuid, line.features.format)
+                    .map_err(|e| TargetError { message: e.message, errno: e.errno })?;
+                if opened.formatted {
+                    pr_info!("{}: formatted the spare's metadata\n", ctx.info().device_name());
+                } else if opened.repaired > 0 {
+                    pr_warn!(
+                        "{}: rewrote {} damaged or stale metadata copies\n",
+                        ctx.info().device_name(),
+                        opened.repaired
+                    );
+                }
+                let metadata = *opened.image.layout();
+                let main_units = layout.unit_of(main.nr_sectors());
+                let remap_table = RemapTable::new(main_units, opened.image, &opened.pending)
+                    .map_err(|_| TargetError::invalid(c"Metadata names a unit twice or beyond main"))?;
+                let remap_table = KBox::new(remap_table, GFP_KERNEL).map_err(|_| no_memory(ENOMEM))?;
+                (claim.share(remap_table), metadata, u64::from(opened.repaired))
+            }
+        };
         // The data area is where the metadata says it is (it scales with the spare).
         let layout = Layout {
-            spare_data_start: opened.image.layout().data_start(),
-            spare_data_end: opened.image.layout().data_end(),
+            spare_data_start: metadata.data_start(),
+            spare_data_end: metadata.data_end(),
             ..layout
         };
-        let repaired = u64::from(opened.repaired);
-        if opened.formatted {
-            pr_info!("{}: formatted the spare's metadata\n", ctx.info().device_name());
-        } else if repaired > 0 {
-            pr_warn!("{}: rewrote {} damaged or stale metadata copies\n", ctx.info().device_name(), repaired);
-        }
-        let main_units = layout.unit_of(main.nr_sectors());
-        let remap_table = RemapTable::new(main_units, opened.image, &opened.pending)
-            .map_err(|_| TargetError::invalid(c"Metadata names a unit twice or beyond main"))?;
         let bioset = BioSet::new(BIOSET_POOL).map_err(no_memory)?;
         let log_limit = RateLimit::new().map_err(no_memory)?;
         let scan = Scanner::new().map_err(no_memory)?;
@@ -198,9 +225,9 @@ impl Target for Remap {
         let target = Self {
             main,
             spare,
-            features: table.features,
+            features: line.features,
             layout,
-            table: remap_table,
+            table,
             stats: Stats::default(),
             inflight: InflightWrites::default(),
             bioset,
@@ -209,7 +236,6 @@ impl Target for Remap {
             watch: HealthWatch::default(),
             health_log,
             target_len: ctx.info().len(),
-            _spare_claim: spare_claim,
         };
         target.stats.metadata_repairs.store(repaired, core::sync::atomic::Ordering::Relaxed);
         target.publish_metadata_state(&target.table.writer());

@@ -12,7 +12,7 @@
 
 use crate::dm::{DmDev, RcuBox, RcuReadGuard};
 use crate::persist::{CommitReport, Image};
-use crate::remap_core::metadata::RemapEntry;
+use crate::remap_core::metadata::{Layout as MetadataLayout, MainFingerprint, RemapEntry};
 use crate::remap_core::region_map::{self, RegionMap};
 use crate::remap_core::remap_table::{self, Counts, Entry, InsertOutcome, Slot};
 use crate::remap_core::spare_alloc::{SpareAllocator, SpareExhausted};
@@ -301,6 +301,12 @@ impl TableWriter<'_> {
             self.changed();
         }
         damaged
+    }
+
+    /// The spare layout of the metadata this table commits to, and the main device it was
+    /// made for.
+    pub(crate) fn metadata_identity(&self) -> (MetadataLayout, MainFingerprint) {
+        (*self.w.image.layout(), *self.w.image.main())
     }
 
     /// Sequence number of the last commit, and how many copies hold it.

@@ -126,26 +126,40 @@ const char *dmr_dm_disk_name(struct dm_target *ti)
  * Which dm-remap-v4 targets use which device as their spare: two targets on one spare would
  * commit two remap tables to the same metadata and hand out the same spare units. dm itself
  * lets several dm devices open one device, so the module keeps this list.
+ *
+ * The targets of one dm device that claim the same spare (the live table and a table loaded to
+ * replace it; dm destroys the old one after the new one is resumed) form a group that shares
+ * one in-core state of the spare, as dm-thin's tables share their pool and dm-cache's their
+ * metadata: an opaque pointer the Rust side owns, handed back to it when the last claim of the
+ * group is released.
  */
+struct dmr_claim_group {
+	unsigned int refs;
+	void *shared;
+};
+
 struct dmr_claim {
 	struct list_head node;
 	dev_t dev;
 	const struct mapped_device *md;
 	const struct dm_table *table;
+	struct dmr_claim_group *group;
 };
 static LIST_HEAD(dmr_claims);
 static DEFINE_MUTEX(dmr_claims_lock);
 
 /*
- * Records that target ti uses dev; stores a handle for dmr_release_device in *claim. Fails
- * with -EBUSY if a target of another dm device, or another target of the same table, uses it.
- * A table loaded to replace the same device's live table may share it: the old table is
- * destroyed when the new one is resumed.
+ * Records that target ti uses dev; stores a handle for the calls below in *claim, and in
+ * *shared the group's shared state: that of the same device's other table, or NULL for the
+ * first claim (the caller then sets it with dmr_claim_set_shared). Fails with -EBUSY if a
+ * target of another dm device, or another target of the same table, uses dev; -ENOMEM.
+ * dm serialises table loads of one device, so no other claim of the group sees a NULL state.
  */
-int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim)
+int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim, void **shared)
 {
 	struct mapped_device *md = dm_table_get_md(ti->table);
 	struct dmr_claim *c, *mine;
+	struct dmr_claim_group *group = NULL;
 	int r = 0;
 
 	mine = kmalloc(sizeof(*mine), GFP_KERNEL);
@@ -153,17 +167,28 @@ int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim)
 		return -ENOMEM;
 	mutex_lock(&dmr_claims_lock);
 	list_for_each_entry(c, &dmr_claims, node) {
-		if (c->dev == dev && (c->md != md || c->table == ti->table)) {
+		if (c->dev != dev)
+			continue;
+		if (c->md != md || c->table == ti->table || !c->group->shared) {
 			r = -EBUSY;
 			break;
 		}
+		group = c->group;
+	}
+	if (!r && !group) {
+		group = kzalloc(sizeof(*group), GFP_KERNEL);
+		if (!group)
+			r = -ENOMEM;
 	}
 	if (!r) {
+		group->refs++;
 		mine->dev = dev;
 		mine->md = md;
 		mine->table = ti->table;
+		mine->group = group;
 		list_add(&mine->node, &dmr_claims);
 		*claim = mine;
+		*shared = group->shared;
 	}
 	mutex_unlock(&dmr_claims_lock);
 	if (r)
@@ -171,12 +196,33 @@ int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim)
 	return r;
 }
 
-void dmr_release_device(void *claim)
+/* Sets the shared state of the group of a first claim (its *shared was NULL). */
+void dmr_claim_set_shared(void *claim, void *shared)
 {
 	struct dmr_claim *c = claim;
 
 	mutex_lock(&dmr_claims_lock);
+	c->group->shared = shared;
+	mutex_unlock(&dmr_claims_lock);
+}
+
+/*
+ * Releases a claim. Returns the group's shared state if this was its last claim (the caller
+ * frees it), else NULL.
+ */
+void *dmr_release_device(void *claim)
+{
+	struct dmr_claim *c = claim;
+	struct dmr_claim_group *group = c->group;
+	void *last = NULL;
+
+	mutex_lock(&dmr_claims_lock);
 	list_del(&c->node);
+	if (--group->refs == 0) {
+		last = group->shared;
+		kfree(group);
+	}
 	mutex_unlock(&dmr_claims_lock);
 	kfree(c);
+	return last;
 }

@@ -35,7 +35,8 @@ bool dmr_background_queue(struct delayed_work *dwork, unsigned int ms);
 bool dmr_background_reschedule(struct delayed_work *dwork, unsigned int ms);
 u64 dmr_now_ms(void);
 const char *dmr_dm_disk_name(struct dm_target *ti);
-int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim);
-void dmr_release_device(void *claim);
+int dmr_claim_device(struct dm_target *ti, dev_t dev, void **claim, void **shared);
+void dmr_claim_set_shared(void *claim, void *shared);
+void *dmr_release_device(void *claim);
 
 #endif

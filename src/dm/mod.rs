@@ -31,7 +31,7 @@ pub use rcu::{RcuBox, RcuReadGuard};
 pub use result_buffer::ResultBuffer;
 pub use sysfs::FileSpec;
 pub use target::{
-    Arg, CtrContext, DeviceClaim, EndIo, MapResult, Registration, StatusKind, Target, TargetError, TargetInfo,
+    Arg, Claim, CtrContext, EndIo, MapResult, Registration, SharedClaim, StatusKind, Target, TargetError, TargetInfo,
     DM_NAME_LEN,
 };
 

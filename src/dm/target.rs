@@ -16,6 +16,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::ffi::{c_char, c_int, c_uint};
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::error::{code::*, Error};
 use kernel::prelude::*;
@@ -249,19 +250,28 @@ impl CtrContext {
         Ok(unsafe { DmDev::from_raw(ti, dev) })
     }
 
-    /// Claims `dev` for this target alone among the module's targets (see [`DeviceClaim`]).
+    /// Claims `dev` for this target among the module's targets, with the state `T` that the
+    /// claimants share (see [`SharedClaim`]): [`Claim::Joined`] if another table of this dm
+    /// device (the live one, when a table is loaded to replace it) claimed `dev`, with its
+    /// state; [`Claim::First`] otherwise, for the caller to give the state.
     ///
     /// # Errors
     /// `EBUSY` if a target of another dm device, or another target of this table, claimed
     /// it; `ENOMEM`.
-    pub fn claim_device(&mut self, dev: &DmDev) -> Result<DeviceClaim> {
+    pub fn claim_device<T: Send + Sync>(&mut self, dev: &DmDev) -> Result<Claim<T>> {
         let mut claim = core::ptr::null_mut();
-        // SAFETY: `ti` is the target under construction with its table set; `claim` is a
-        // valid out-pointer, written on success only.
-        let ret = unsafe { bindings::dmr_claim_device(self.ti(), dev.devt(), &mut claim) };
+        let mut shared = core::ptr::null_mut();
+        // SAFETY: `ti` is the target under construction with its table set; `claim` and
+        // `shared` are valid out-pointers, written on success only.
+        let ret = unsafe { bindings::dmr_claim_device(self.ti(), dev.devt(), &mut claim, &mut shared) };
         kernel::error::to_result(ret)?;
-        // INVARIANT: a successful claim returned its handle.
-        Ok(DeviceClaim { claim })
+        // INVARIANT: a successful claim returned its handle; a group's state is set only by
+        // `FirstClaim::share`, from a `KBox<T>` of the same `T` (one target type per module
+        // claims through here).
+        Ok(match NonNull::new(shared.cast::<T>()) {
+            Some(shared) => Claim::Joined(SharedClaim { claim, shared }),
+            None => Claim::First(FirstClaim { claim, _state: PhantomData }),
+        })
     }
 
     /// How many clones of each flush (empty `REQ_PREFLUSH` bio) `map` receives; tell them
@@ -284,26 +294,89 @@ impl CtrContext {
     }
 }
 
-/// A device claimed by one target among all of this module's targets (a spare must not be
-/// shared: two targets would write the same metadata); released on drop.
-///
-/// # Invariants
-/// `claim` is a live handle from `dmr_claim_device`.
-pub struct DeviceClaim {
-    claim: *mut c_void,
+/// The result of [`CtrContext::claim_device`].
+pub enum Claim<T: Send + Sync> {
+    /// Another table of this dm device claimed the device first: its shared state.
+    Joined(SharedClaim<T>),
+    /// The first claim: the caller builds the state and hands it over with
+    /// [`FirstClaim::share`].
+    First(FirstClaim<T>),
 }
 
-impl Drop for DeviceClaim {
+/// A first claim of a device whose shared state is not set yet; released on drop.
+///
+/// # Invariants
+/// `claim` is a live handle from `dmr_claim_device` whose group has no state yet.
+pub struct FirstClaim<T: Send + Sync> {
+    claim: *mut c_void,
+    _state: PhantomData<KBox<T>>,
+}
+
+impl<T: Send + Sync> FirstClaim<T> {
+    /// Makes `state` the state shared by the claims of this device's group.
+    pub fn share(self, state: KBox<T>) -> SharedClaim<T> {
+        let claim = self.claim;
+        core::mem::forget(self);
+        let shared = KBox::into_raw(state);
+        // SAFETY: a live handle without a state (type invariant); the state is a leaked
+        // `KBox<T>`, freed by the last `SharedClaim` of the group.
+        unsafe { bindings::dmr_claim_set_shared(claim, shared.cast()) };
+        // SAFETY: `KBox::into_raw` never returns null.
+        let shared = unsafe { NonNull::new_unchecked(shared) };
+        SharedClaim { claim, shared }
+    }
+}
+
+impl<T: Send + Sync> Drop for FirstClaim<T> {
     fn drop(&mut self) {
-        // SAFETY: a live handle (type invariant), released once.
+        // SAFETY: a live handle (type invariant), released once; its group has no state, so
+        // the call returns null and there is nothing to free.
         unsafe { bindings::dmr_release_device(self.claim) };
     }
 }
 
-// SAFETY: the handle is only used to release the claim, under the C side's lock.
-unsafe impl Send for DeviceClaim {}
-// SAFETY: `&DeviceClaim` gives no access to it.
-unsafe impl Sync for DeviceClaim {}
+/// A device claimed by the targets of one dm device, at most one per table, with the state
+/// they share: a spare must not be used by two dm devices (two remap tables would be written
+/// to the same metadata), while the live table and a table loaded to replace it must see one
+/// remap table (dm-thin's tables share their pool the same way). The state lives until the
+/// last claim of the group is released, by whichever target drops last.
+///
+/// # Invariants
+/// `claim` is a live handle from `dmr_claim_device`; `shared` is the group's state, a leaked
+/// `KBox<T>` that stays valid while any claim of the group is held.
+pub struct SharedClaim<T: Send + Sync> {
+    claim: *mut c_void,
+    shared: NonNull<T>,
+}
+
+impl<T: Send + Sync> core::ops::Deref for SharedClaim<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: valid while this claim is held (type invariant); only shared references
+        // are ever made to the state.
+        unsafe { self.shared.as_ref() }
+    }
+}
+
+impl<T: Send + Sync> Drop for SharedClaim<T> {
+    fn drop(&mut self) {
+        // SAFETY: a live handle (type invariant), released once.
+        let last = unsafe { bindings::dmr_release_device(self.claim) };
+        if !last.is_null() {
+            // SAFETY: the last claim of the group is gone: nobody else can reach the state,
+            // which `FirstClaim::share` leaked from a `KBox<T>`.
+            drop(unsafe { KBox::from_raw(last.cast::<T>()) });
+        }
+    }
+}
+
+// SAFETY: the handle is used under the C side's lock; the state is `Send + Sync`, and it is
+// freed by whichever thread drops the last claim.
+unsafe impl<T: Send + Sync> Send for SharedClaim<T> {}
+// SAFETY: `&SharedClaim` gives only `&T`, and `T: Sync`.
+unsafe impl<T: Send + Sync> Sync for SharedClaim<T> {}
+// SAFETY: the handle is used under the C side's lock; no state is reachable through it.
+unsafe impl<T: Send + Sync> Send for FirstClaim<T> {}
 
 /// A device-mapper target type, implemented in safe Rust.
 ///

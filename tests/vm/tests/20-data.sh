@@ -87,3 +87,57 @@ test_table_reload_live() {
     write_at more /dev/mapper/r0 $((48 * MiB)) direct
     assert_data more "$MAIN" $((48 * MiB)) direct
 }
+
+# A remap made by the live table after a new table was loaded (reload: the new target's ctr
+# ran while the old one kept remapping) is still there after the resume swaps the tables,
+# and after remove/create: one in-core remap table per spare, shared by both targets.
+test_table_reload_keeps_remaps_made_meanwhile() {
+    local table dust sector=$((40 * 2048 + 3))
+    dmr_load
+    dust=$(dust_main)
+    dmsetup create r0 --table "0 $(sectors "$MAIN") $TARGET $dust $SPARE"
+    table=$(dmsetup table r0)
+    dmsetup reload r0 --table "$table"
+    # The live (old) table remaps this write; the loaded (new) one has not seen it.
+    dmsetup message dust 0 addbadblock "$sector" 255
+    random_file data 1
+    write_at data /dev/mapper/r0 $((40 * MiB)) direct
+    assert_eq "$(dmsetup message r0 0 list)" "$sector $(first_spare_sector r0 "$SPARE")" "remaps before resume"
+    dmsetup resume r0
+    assert_eq "$(dmsetup message r0 0 list | cut -d' ' -f1)" "$sector" "remaps after resume"
+    drop_caches
+    assert_data data /dev/mapper/r0 $((40 * MiB)) direct
+    # A new remap after the swap gets its own spare unit, and both survive remove/create.
+    dmsetup message dust 0 addbadblock $((sector + 8)) 255
+    write_at data /dev/mapper/r0 $((40 * MiB)) direct
+    assert_eq "$(dmsetup message r0 0 list | wc -l)" 2 "remaps after a second remapping write"
+    assert_eq "$(dmsetup message r0 0 list | cut -d' ' -f2 | sort -u | wc -l)" 2 "distinct spare units"
+    dmsetup remove r0
+    dmsetup create r0 --table "$table"
+    assert_eq "$(dmsetup message r0 0 list | wc -l)" 2 "remaps after remove/create"
+    drop_caches
+    assert_data data /dev/mapper/r0 $((40 * MiB)) direct
+}
+
+# A table loaded to replace a live one shares the live table's remap table, so it must name
+# the same main device (by fingerprint) and must not format the spare: refused, and the live
+# table goes on unharmed.
+test_table_reload_refuses_other_main_or_format() {
+    local table other
+    dmr_load
+    dmr_create r0
+    table=$(dmsetup table r0)
+    other=$(linear other "$SCRATCH" $((200 * 2048)))
+    if dmsetup reload r0 --table "0 $((200 * 2048)) $TARGET $other $SPARE" 2>err; then
+        fail "a reload naming another main device was accepted"
+    fi
+    dmesg | grep -q "Spare belongs to another main device" || fail "no 'another main device' in dmesg"
+    if dmsetup reload r0 --table "$table 1 format" 2>err; then
+        fail "a reload with 'format' was accepted"
+    fi
+    dmesg | grep -q "Cannot format a spare the live table uses" || fail "no 'Cannot format' in dmesg"
+    assert_eq "$(dmsetup table r0)" "$table" "live table"
+    random_file data 1
+    write_at data /dev/mapper/r0 $((8 * MiB)) direct
+    assert_data data "$MAIN" $((8 * MiB)) direct
+}
