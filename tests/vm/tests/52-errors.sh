@@ -123,26 +123,18 @@ test_errors_write_zeroes_heals_pending() {
 }
 
 # Sets the seq of copy 0's superblock (sector 0 of SPARE) to SEQ and fixes its checksum
-# (CRC32C of bytes 0..4092 at 4092; docs/metadata-format.md).
+# (docs/metadata-format.md), with the metadata-garbage test's sealing code.
 err_patch_seq() { # SPARE SEQ
-    python3 - "$1" "$2" <<'EOF'
-import os, struct, sys
-table = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    table.append(c)
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    python3 - "$1" "$2" "$DMR_REPO/tests/vm/metadata-garbage.py" <<'EOF'
+import importlib.util, os, struct, sys
+spec = importlib.util.spec_from_file_location("garbage", sys.argv[3])
+garbage = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(garbage)
 fd = os.open(sys.argv[1], os.O_RDWR)
 block = bytearray(os.pread(fd, 4096, 0))
 assert block[:8] == b"DMREMAP4", "no superblock at sector 0"
 struct.pack_into("<Q", block, 40, int(sys.argv[2]))
-struct.pack_into("<I", block, 4092, crc32c(bytes(block[:4092])))
+garbage.seal_superblock(block)
 os.pwrite(fd, bytes(block), 0)
 os.fsync(fd)
 os.close(fd)
