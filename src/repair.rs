@@ -33,7 +33,10 @@ pub(crate) enum PlaceError {
 }
 
 impl Remap {
-    /// Finishes a deferred bio unit by unit and completes it.
+    /// Finishes a deferred bio unit by unit and completes it. A bio with `REQ_FUA` or
+    /// `REQ_PREFLUSH` completes only once the remaps it caused are committed; if the commit
+    /// fails it completes with `BLK_STS_IOERR` (its data is on the devices, but the caller
+    /// must not believe it durable).
     pub(crate) fn finish_deferred(&self, ti: &TargetInfo, bio: DeferredBio<'_, PerBio>) {
         let _noio = NoIoScope::new();
         let first = self.layout.unit_of(bio.start());
@@ -51,6 +54,11 @@ impl Remap {
             if !result.is_ok() {
                 status = result;
             }
+        }
+        // A remap made above set the table dirty under the writer lock in this thread; it
+        // reads clean again only once a commit (ours or another's) holds it.
+        if (bio.is_fua() || bio.is_preflush()) && self.table.is_dirty() && self.commit(ti).is_err() {
+            status = BlkStatus::IOERR;
         }
         bio.complete(status);
     }
