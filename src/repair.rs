@@ -156,7 +156,16 @@ impl Remap {
         mut write: impl FnMut(u64) -> bool,
     ) -> Result<u64, PlaceError> {
         for _ in 0..RELOCATE_ATTEMPTS {
-            let Ok(spare) = table.allocate() else {
+            let mut allocated = table.allocate();
+            if allocated.is_err() && table.frees_held() > 0 {
+                // The only free units are ones whose frees are not committed yet (never
+                // reused before: a crash would map their old main units to our data). One
+                // commit makes them reusable; if it fails they stay held.
+                if self.commit_locked(ti, table).is_ok() {
+                    allocated = table.allocate();
+                }
+            }
+            let Ok(spare) = allocated else {
                 self.stats.remap_failure();
                 if self.log_limit.allow() {
                     pr_err!("{}: spare full, cannot remap sector {}\n", ti.device_name(), self.layout.sector_of(unit));
