@@ -8,15 +8,17 @@
 # have was not committed when the write that caused it was acknowledged.
 #
 #   r0 (dm-remap) ── dust (dm-dust) ── dmain (linear, 64 MiB of MAIN)
-#      └──────────── dspare (linear, 16 MiB of SPARE)
+#      └──────────── dspare (linear, 16 MiB of SPARE, or fewer)
 #   r1 (dm-remap) ── cmain (linear, SCRATCH 0..64 MiB)   copies made by dur_crash
-#      └──────────── cspare (linear, SCRATCH 64..80 MiB)
+#      └──────────── cspare (linear, SCRATCH from 64 MiB, as large as dspare)
 
 DUR_MAIN_SECTORS=$((64 * 2048))
 DUR_SPARE_SECTORS=$((16 * 2048))
 
-# Builds the stack above (r0 and what it stands on); bad sectors are added to dust afterwards.
-dur_stack() {
+# Builds the stack above (r0 and what it stands on), with a spare of SPARE_SECTORS (default
+# 16 MiB); bad sectors are added to dust afterwards.
+dur_stack() { # [SPARE_SECTORS]
+    DUR_SPARE_SECTORS=${1:-$DUR_SPARE_SECTORS}
     linear dmain "$MAIN" $DUR_MAIN_SECTORS >/dev/null
     linear dspare "$SPARE" $DUR_SPARE_SECTORS >/dev/null
     dmsetup create dust --table "0 $DUR_MAIN_SECTORS dust /dev/mapper/dmain 0 512"
@@ -127,3 +129,37 @@ test_durability_unremap_free_not_reused_before_commit() {
     dmsetup message r0 0 commit
     assert_eq "$(dmsetup message r0 0 remap 40000)" "40000 $spare" "remap after the commit"
 }
+
+# A relocation that finds the spare full but for a unit whose free is not committed commits
+# first, then takes that unit: the remap succeeds, and a crash right after it finds the free
+# committed, so the unremapped unit reads its own data.
+test_durability_spare_full_but_a_held_unit_commits_first() {
+    local u1=16000 u2=$((8 * 3000 + 5)) units i out spare seq
+    dmr_load
+    # The smallest spare: 1024 units of data area.
+    dur_stack 10240
+    random_file x 1
+    head -c 4096 x >x4k
+    write_at x4k /dev/mapper/r0 $((u1 / 8 * 4096)) direct
+    out=$(dmsetup message r0 0 remap $u1)
+    spare=${out#* }
+    units=$(dmr_status_field r0 5 | cut -d/ -f2)
+    for ((i = 1; i < units; i++)); do
+        echo "remap $((100000 + i * 8))"
+    done | dm_messages r0 >/dev/null
+    assert_eq "$(dmr_status_field r0 5)" "$units/$units" "spare used/total"
+    dmsetup message r0 0 commit
+    seq=$(dmr_status_field r0 10)
+    assert_eq "$(dmsetup message r0 0 unremap $u1)" "$u1" "unremap output"
+    dmsetup message dust 0 addbadblock $u2 255
+    random_file y 1
+    head -c 4096 y >y4k
+    dd if=y4k of=/dev/mapper/r0 bs=4096 seek=$((u2 / 8)) oflag=direct conv=notrunc status=none
+    dur_crash
+    assert_eq "$(dur_sector_sha /dev/mapper/r1 $u1)" "$(dur_file_sector_sha x4k $((u1 % 8)))" \
+        "sector $u1 after the crash (its data X; Y if u2 was given u1's spare unit uncommitted)"
+    assert_eq "$(dmsetup message r0 0 list $u2 1)" "$u2 $spare" "u2's remap (the only unit left)"
+    [[ $(dmr_status_field r0 10) -gt $seq ]] || fail "no commit before the freed unit was reused"
+    assert_eq "$(dur_sector_sha /dev/mapper/r0 $u2)" "$(dur_file_sector_sha y4k $((u2 % 8)))" "sector $u2 of r0"
+}
+
