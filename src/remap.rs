@@ -517,9 +517,20 @@ impl Remap {
 
     /// Commits metadata changes to the spare (process context; sleeps). A failure is counted,
     /// logged and signalled with a dm event; the changes stay for the next commit.
+    ///
+    /// # Errors
+    /// `EIO` if no metadata copy could be written.
     pub(crate) fn commit(&self, ti: &TargetInfo) -> Result {
-        let _noio = crate::dm::NoIoScope::new();
         let mut table = self.table.writer();
+        self.commit_locked(ti, &mut table)
+    }
+
+    /// [`Remap::commit`] for a caller that holds the table writer.
+    ///
+    /// # Errors
+    /// `EIO` if no metadata copy could be written.
+    pub(crate) fn commit_locked(&self, ti: &TargetInfo, table: &mut crate::table::TableWriter<'_>) -> Result {
+        let _noio = crate::dm::NoIoScope::new();
         let result = table.commit(&self.spare);
         match result {
             Ok(report) if report.copies_failed > 0 => {
@@ -538,7 +549,7 @@ impl Remap {
                 ti.raise_event();
             }
         }
-        self.publish_metadata_state(&table);
+        self.publish_metadata_state(table);
         result.map(|_| ())
     }
 

@@ -40,7 +40,10 @@ pub(crate) enum PlaceError {
 }
 
 impl Remap {
-    /// Finishes a deferred bio unit by unit and completes it.
+    /// Finishes a deferred bio unit by unit and completes it. A bio with `REQ_FUA` or
+    /// `REQ_PREFLUSH` completes only once the remaps it caused are committed; if the commit
+    /// fails it completes with `BLK_STS_IOERR` (its data is on the devices, but the caller
+    /// must not believe it durable).
     pub(crate) fn finish_deferred(&self, ti: &TargetInfo, bio: DeferredBio<'_, PerBio>) {
         let _noio = NoIoScope::new();
         let first = self.layout.unit_of(bio.start());
@@ -58,6 +61,11 @@ impl Remap {
             if !result.is_ok() {
                 status = result;
             }
+        }
+        // A remap made above set the table dirty under the writer lock in this thread; it
+        // reads clean again only once a commit (ours or another's) holds it.
+        if (bio.is_fua() || bio.is_preflush()) && self.table.is_dirty() && self.commit(ti).is_err() {
+            status = BlkStatus::IOERR;
         }
         bio.complete(status);
     }
@@ -171,7 +179,16 @@ impl Remap {
     ) -> Result<u64, PlaceError> {
         let mut last = BlkStatus::IOERR;
         for _ in 0..RELOCATE_ATTEMPTS {
-            let Ok(spare) = table.allocate() else {
+            let mut allocated = table.allocate();
+            if allocated.is_err() && table.frees_held() > 0 {
+                // The only free units are ones whose frees are not committed yet (never
+                // reused before: a crash would map their old main units to our data). One
+                // commit makes them reusable; if it fails they stay held.
+                if self.commit_locked(ti, table).is_ok() {
+                    allocated = table.allocate();
+                }
+            }
+            let Ok(spare) = allocated else {
                 self.stats.remap_failure();
                 if self.log_limit.allow() {
                     pr_err!("{}: spare full, cannot remap sector {}\n", ti.device_name(), self.layout.sector_of(unit));

@@ -247,7 +247,8 @@ impl TableWriter<'_> {
         self.table.lookup(&guard, unit)
     }
 
-    /// Hands out a free spare unit.
+    /// Hands out a free spare unit: never one whose free is not committed yet (see
+    /// [`TableWriter::frees_held`]).
     pub(crate) fn allocate(&mut self) -> Result<u64, SpareExhausted> {
         let unit = self.w.spare.allocate()?;
         self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
@@ -262,7 +263,9 @@ impl TableWriter<'_> {
         self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
     }
 
-    /// Gives spare unit `spare` back for reuse; recorded in the metadata.
+    /// Gives spare unit `spare` back for reuse; recorded in the metadata. The unit is held
+    /// (not handed out) until a commit records the free: until then the committed metadata
+    /// may still map a main unit to it.
     pub(crate) fn free(&mut self, spare: u64) {
         let _ = self.w.spare.free(spare);
         self.w.image.set_free(spare);
@@ -270,14 +273,21 @@ impl TableWriter<'_> {
         self.table.spare_used.store(self.w.spare.used(), Ordering::Relaxed);
     }
 
+    /// Spare units freed since the last commit, held until the next one.
+    pub(crate) fn frees_held(&self) -> usize {
+        self.w.spare.held()
+    }
+
     fn changed(&self) {
         self.table.dirty.store(true, Ordering::Release);
     }
 
-    /// Writes the changes to the spare's metadata copies (see `persist.rs`). Sleeps.
+    /// Writes the changes to the spare's metadata copies (see `persist.rs`). Sleeps. Once a
+    /// copy holds them, the spare units freed before it are reusable.
     ///
     /// # Errors
-    /// `EIO` if no copy could be written (the changes stay pending for the next commit).
+    /// `EIO` if no copy could be written (the changes stay pending for the next commit, the
+    /// freed units stay held).
     pub(crate) fn commit(&mut self, spare: &DmDev) -> Result<CommitReport> {
         let high_water = self.w.spare.high_water();
         let table = self.table;
@@ -289,6 +299,8 @@ impl TableWriter<'_> {
             out.iter_mut().zip(units).map(|(place, unit)| *place = unit).count()
         };
         let report = self.w.image.commit(spare, &mut pending, high_water)?;
+        // The lock is held since the last free: this commit recorded every one of them.
+        self.w.spare.committed();
         self.table.dirty.store(self.w.image.is_dirty(), Ordering::Release);
         Ok(report)
     }

@@ -74,11 +74,14 @@ impl<P> DeferredBio<'_, P> {
         self.iter().bi_size >> 9
     }
 
+    fn opf(&self) -> bindings::blk_opf_t {
+        // SAFETY: `bio` is valid (type invariant); `bi_opf` does not change.
+        unsafe { (*self.bio).bi_opf }
+    }
+
     /// Read, write or other.
     pub fn op(&self) -> BioOp {
-        // SAFETY: `bio` is valid (type invariant); `bi_opf` does not change.
-        let opf = unsafe { (*self.bio).bi_opf };
-        match opf & bindings::DMR_REQ_OP_MASK {
+        match self.opf() & bindings::DMR_REQ_OP_MASK {
             x if x == bindings::DMR_REQ_OP_READ => BioOp::Read,
             x if x == bindings::DMR_REQ_OP_WRITE => BioOp::Write,
             _ => BioOp::Other,
@@ -87,9 +90,18 @@ impl<P> DeferredBio<'_, P> {
 
     /// The bio is a `REQ_OP_WRITE_ZEROES` (one of [`BioOp::Other`]).
     pub fn is_write_zeroes(&self) -> bool {
-        // SAFETY: `bio` is valid (type invariant); `bi_opf` does not change.
-        let opf = unsafe { (*self.bio).bi_opf };
-        opf & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
+        self.opf() & bindings::DMR_REQ_OP_MASK == bindings::DMR_REQ_OP_WRITE_ZEROES
+    }
+
+    /// The bio carries `REQ_FUA`: its data must be durable when it completes.
+    pub fn is_fua(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_FUA != 0
+    }
+
+    /// The bio carries `REQ_PREFLUSH`: everything completed before it must be durable when
+    /// it completes.
+    pub fn is_preflush(&self) -> bool {
+        self.opf() & bindings::DMR_REQ_PREFLUSH != 0
     }
 
     /// The target's own per-bio data, as `map` and `end_io` left it.

@@ -7,20 +7,29 @@
 //!   metadata area before `data_start` never is.
 //! - Fresh units come from a high-water mark that only rises (bump allocation): every unit
 //!   below it has been handed out at some point, every unit at or above it never has.
-//! - Units returned with [`SpareAllocator::free`] (after an unremap) go onto a LIFO free list
-//!   stored in caller-provided storage and are reused before the high-water mark moves. When
-//!   that storage is full a freed unit is *leaked*: it is neither in use nor available until
-//!   the next rebuild with [`SpareAllocator::from_used`], which finds it again as a gap.
+//! - Units returned with [`SpareAllocator::free`] (after an unremap) go onto a free list
+//!   stored in caller-provided storage and are reused before the high-water mark moves.
+//!   When that storage is full a freed unit is *leaked*: it is neither in use nor available
+//!   until the next rebuild with [`SpareAllocator::from_used`], which finds it again as a gap.
+//! - A unit is handed out again only when it is free in both the committed and the current
+//!   state (persistent-data's rule, `drivers/md/persistent-data/dm-space-map-common.c`): a
+//!   freed unit is *held* until the caller's next metadata commit, which records the free, has
+//!   completed and the caller says so with [`SpareAllocator::committed`]. Until then the
+//!   committed metadata may still map a main unit to it, and a crash would make that main unit
+//!   read whatever a new owner wrote there. Units found free by a rebuild or skipped by
+//!   [`SpareAllocator::mark_bad`] are free in the metadata too, so reusable at once.
 //! - Units found bad ([`SpareAllocator::mark_bad`]) are never handed out again. A bad unit is
 //!   simply never put back on the free list, so the caller must not `free` it; its metadata
 //!   must keep it in the used set given to the next rebuild.
-//! - Accounting: `available() = (data_end - high_water) + free-list length` and
-//!   `used() = total() - available()` (units in use, bad or leaked).
+//! - Accounting: `available() = (data_end - high_water) + free-list length` (held units
+//!   included: they are free, only not yet reusable) and `used() = total() - available()`
+//!   (units in use, bad or leaked).
 //! - Exhaustion is the error [`SpareExhausted`], never a panic.
 //!
 //! The state needs no heap: the free list lives in `S`, anything that dereferences to
 //! `[u64]` (`&mut [u64]` on the host, a boxed slice in the kernel); its length is the free
-//! list's capacity.
+//! list's capacity. The list's first [`SpareAllocator::held`] entries are the held units, the
+//! rest the reusable ones (allocation pops the last entry).
 
 #[cfg(test)]
 mod tests;
@@ -49,7 +58,8 @@ pub enum SpareError {
 /// What [`SpareAllocator::free`] did with a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freed {
-    /// The unit is on the free list and will be handed out again.
+    /// The unit is on the free list, held: it is handed out again after the next
+    /// [`SpareAllocator::committed`].
     Reusable,
     /// The free list was full: the unit is leaked until the next rebuild.
     Leaked,
@@ -63,7 +73,10 @@ pub struct SpareAllocator<S> {
     data_end: u64,
     high_water: u64,
     free: S,
+    /// Entries on the free list: `free[..held]` held, `free[held..free_len]` reusable.
     free_len: usize,
+    /// Freed units whose free is not committed yet (the first entries of the list).
+    held: usize,
     bad: u64,
     leaked: u64,
 }
@@ -84,6 +97,7 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
             high_water: data_start,
             free: free_storage,
             free_len: 0,
+            held: 0,
             bad: 0,
             leaked: 0,
         })
@@ -144,12 +158,55 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
         }
     }
 
-    /// Pushes `unit` on the free list; `Err(())` if it is full.
+    /// Pushes `unit` on the free list, reusable; `Err(())` if it is full.
     fn push_free(&mut self, unit: u64) -> Result<(), ()> {
         let cell = self.free.get_mut(self.free_len).ok_or(())?;
         *cell = unit;
         self.free_len += 1;
         Ok(())
+    }
+
+    /// Puts `unit` on the free list, held; `Err(())` if it is full. The first reusable entry
+    /// (if any) moves to the end of the list to make room at the end of the held part.
+    fn push_held(&mut self, unit: u64) -> Result<(), ()> {
+        let end = self.free_len;
+        let first_reusable = self.free.get(self.held).copied();
+        let cell = self.free.get_mut(end).ok_or(())?;
+        // held <= free_len; when they are equal the cell at `held` is the new one.
+        *cell = if self.held < end { first_reusable.unwrap_or(unit) } else { unit };
+        if let Some(cell) = self.free.get_mut(self.held) {
+            *cell = unit;
+        }
+        self.free_len += 1;
+        // held < free_len after the push above: never saturates.
+        self.held = self.held.saturating_add(1);
+        Ok(())
+    }
+
+    /// Moves the entry at `from` of the storage to `to` (both within the list).
+    fn move_entry(&mut self, from: usize, to: usize) {
+        if let Some(&unit) = self.free.get(from) {
+            if let Some(cell) = self.free.get_mut(to) {
+                *cell = unit;
+            }
+        }
+    }
+
+    /// Takes the entry at `position` off the free list, keeping the held part first.
+    fn remove_at(&mut self, position: usize) {
+        let Some(last) = self.free_len.checked_sub(1) else {
+            return;
+        };
+        if position < self.held {
+            // The last held entry fills the hole, the last reusable one the held part's end.
+            let last_held = self.held.saturating_sub(1); // position < held
+            self.move_entry(last_held, position);
+            self.move_entry(last, last_held);
+            self.held = last_held;
+        } else {
+            self.move_entry(last, position);
+        }
+        self.free_len = last;
     }
 
     /// The free-list part of the storage that holds entries.
@@ -162,13 +219,15 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
         self.free_list().iter().position(|&u| u == unit)
     }
 
-    /// Hands out a spare unit: the most recently freed one if any, else the unit at the
-    /// high-water mark (which then rises by one).
+    /// Hands out a spare unit: the last reusable one on the free list if any, else the unit at
+    /// the high-water mark (which then rises by one). Held units are never handed out.
     ///
-    /// Errors: [`SpareExhausted`] when the free list is empty and the high-water mark has
-    /// reached `data_end`.
+    /// Errors: [`SpareExhausted`] when no unit is reusable and the high-water mark has reached
+    /// `data_end`. If [`SpareAllocator::held`] is not 0, a commit followed by
+    /// [`SpareAllocator::committed`] makes units reusable again.
     pub fn allocate(&mut self) -> Result<u64, SpareExhausted> {
-        if let Some(last) = self.free_len.checked_sub(1) {
+        if self.free_len > self.held {
+            let last = self.free_len.saturating_sub(1); // free_len > held >= 0
             if let Some(&unit) = self.free.get(last) {
                 self.free_len = last;
                 return Ok(unit);
@@ -182,8 +241,9 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
         Err(SpareExhausted)
     }
 
-    /// Returns a unit that is no longer used (its remap was removed) for reuse. Must not be
-    /// called for a unit that was marked bad. O(free list) to detect a double free.
+    /// Returns a unit that is no longer used (its remap was removed) for reuse once the free
+    /// is committed: the unit is held until the next [`SpareAllocator::committed`]. Must not
+    /// be called for a unit that was marked bad. O(free list) to detect a double free.
     ///
     /// Returns [`Freed::Reusable`], or [`Freed::Leaked`] if the free list is full.
     /// Errors: [`SpareError::OutOfRange`], [`SpareError::NotAllocated`] (at or above the
@@ -198,7 +258,7 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
         if self.free_position(unit).is_some() {
             return Err(SpareError::AlreadyFree);
         }
-        if self.push_free(unit).is_ok() {
+        if self.push_held(unit).is_ok() {
             Ok(Freed::Reusable)
         } else {
             self.leaked = self.leaked.saturating_add(1);
@@ -210,7 +270,7 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
     ///
     /// - A unit in use (the usual case: a write to a freshly allocated unit failed) just stays
     ///   unavailable; the caller must not `free` it.
-    /// - A unit on the free list is taken off it.
+    /// - A unit on the free list (held or reusable) is taken off it.
     /// - A unit above the high-water mark moves the mark past it; the units skipped between
     ///   the old mark and it go onto the free list as far as it has room, the rest are leaked.
     ///
@@ -224,17 +284,23 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
             self.high_water = unit + 1; // unit < data_end
             self.add_gap(old, unit);
         } else if let Some(position) = self.free_position(unit) {
-            // Move the last entry into the hole; the list holds `unit`, so it is not empty.
-            let last = self.free_len.saturating_sub(1);
-            if let Some(&moved) = self.free.get(last) {
-                if let Some(cell) = self.free.get_mut(position) {
-                    *cell = moved;
-                }
-            }
-            self.free_len = last;
+            self.remove_at(position);
         }
         self.bad = self.bad.saturating_add(1);
         Ok(())
+    }
+
+    /// The caller's metadata commit that records every free made so far has completed: the
+    /// held units become reusable. Call it only then (a commit that failed, or one that began
+    /// before the last `free`, does not count). O(1).
+    pub fn committed(&mut self) {
+        self.held = 0;
+    }
+
+    /// Freed units held until the next [`SpareAllocator::committed`] (on the free list, not
+    /// handed out).
+    pub const fn held(&self) -> usize {
+        self.held
     }
 
     /// Size of the data area in units: `data_end - data_start`.
@@ -284,7 +350,7 @@ impl<S: DerefMut<Target = [u64]>> SpareAllocator<S> {
         self.data_end
     }
 
-    /// Number of units currently on the free list.
+    /// Number of units currently on the free list, held ones included.
     pub const fn free_len(&self) -> usize {
         self.free_len
     }

@@ -55,6 +55,8 @@ fn data_area_at_top_of_range() {
     assert_eq!(a.allocate(), Err(SpareExhausted));
     assert_eq!(a.free(u64::MAX), Err(SpareError::OutOfRange));
     assert_eq!(a.free(u64::MAX - 1), Ok(Freed::Reusable));
+    assert_eq!(a.allocate(), Err(SpareExhausted)); // held until the free is committed
+    a.committed();
     assert_eq!(a.allocate(), Ok(u64::MAX - 1));
     let b = SpareAllocator::from_used(u64::MAX - 2, u64::MAX, 0, vec![0u64; 0], [u64::MAX - 1])
         .unwrap();
@@ -77,10 +79,112 @@ fn free_and_reuse() {
     assert_eq!(a.free(10), Err(SpareError::OutOfRange));
     assert_eq!(a.used() + a.available(), a.total());
     assert_eq!(a.used(), 3); // 0, 2 in use; 4 leaked
-                             // LIFO reuse before the high-water mark moves.
-    assert_eq!(a.allocate(), Ok(3));
-    assert_eq!(a.allocate(), Ok(1));
+    assert_eq!(a.held(), 2);
+    // Held until the frees are committed: the high-water mark moves instead.
     assert_eq!(a.allocate(), Ok(5));
+    a.committed();
+    assert_eq!(a.held(), 0);
+    // Then reused before the high-water mark moves.
+    let mut reused = [a.allocate().unwrap(), a.allocate().unwrap()];
+    reused.sort_unstable();
+    assert_eq!(reused, [1, 3]);
+    assert_eq!(a.allocate(), Ok(6));
+}
+
+/// The unremap case of issue 15: a freed unit is not handed to the next relocation before the
+/// commit that records its free; after the commit it is.
+#[test]
+fn freed_unit_is_held_until_committed() {
+    let mut a = alloc(0, 10, 4);
+    assert_eq!(a.allocate(), Ok(0));
+    assert_eq!(a.allocate(), Ok(1));
+    assert_eq!(a.free(0), Ok(Freed::Reusable));
+    assert_eq!(a.held(), 1);
+    assert_eq!(a.free_len(), 1);
+    // Free, so not in use; only not reusable yet.
+    assert_eq!(a.used(), 1);
+    assert_eq!(a.available(), 9);
+    assert_eq!(a.allocate(), Ok(2));
+    assert_eq!(a.free(0), Err(SpareError::AlreadyFree));
+    a.committed();
+    assert_eq!(a.allocate(), Ok(0));
+}
+
+#[test]
+fn only_held_units_left_needs_a_commit() {
+    let mut a = alloc(0, 2, 2);
+    assert_eq!(a.allocate(), Ok(0));
+    assert_eq!(a.allocate(), Ok(1));
+    a.free(1).unwrap();
+    assert_eq!(a.allocate(), Err(SpareExhausted));
+    assert_eq!(a.held(), 1);
+    assert_eq!(a.available(), 1);
+    a.committed();
+    assert_eq!(a.allocate(), Ok(1));
+    assert_eq!(a.allocate(), Err(SpareExhausted));
+}
+
+#[test]
+fn frees_after_a_commit_are_held_again() {
+    let mut a = alloc(0, 10, 4);
+    for expected in 0..4 {
+        assert_eq!(a.allocate(), Ok(expected));
+    }
+    a.free(0).unwrap();
+    a.committed();
+    a.free(1).unwrap(); // after the commit: held, while 0 stays reusable
+    assert_eq!(a.held(), 1);
+    assert_eq!(a.allocate(), Ok(0));
+    assert_eq!(a.allocate(), Ok(4));
+    a.committed();
+    assert_eq!(a.allocate(), Ok(1));
+}
+
+#[test]
+fn mark_bad_takes_held_and_reusable_units_off() {
+    let mut a = alloc(0, 20, 8);
+    for expected in 0..6 {
+        assert_eq!(a.allocate(), Ok(expected));
+    }
+    a.free(1).unwrap();
+    a.free(2).unwrap();
+    a.committed(); // 1, 2 reusable
+    a.free(3).unwrap();
+    a.free(4).unwrap(); // 3, 4 held
+    assert_eq!((a.held(), a.free_len()), (2, 4));
+    a.mark_bad(3).unwrap(); // held
+    assert_eq!((a.held(), a.free_len()), (1, 3));
+    a.mark_bad(2).unwrap(); // reusable
+    assert_eq!((a.held(), a.free_len()), (1, 2));
+    assert_eq!(a.allocate(), Ok(1));
+    assert_eq!(a.allocate(), Ok(6)); // 4 is held
+    a.committed();
+    assert_eq!(a.allocate(), Ok(4));
+    assert_eq!(a.allocate(), Ok(7));
+    assert_eq!(a.bad(), 2);
+    assert_eq!(a.used() + a.available(), a.total());
+}
+
+#[test]
+fn mark_bad_gap_is_reusable_at_once() {
+    // Units skipped by mark_bad were never handed out: free in the metadata too.
+    let mut a = alloc(0, 10, 4);
+    assert_eq!(a.allocate(), Ok(0));
+    a.free(0).unwrap();
+    a.mark_bad(3).unwrap();
+    assert_eq!(a.held(), 1);
+    let mut got = [a.allocate().unwrap(), a.allocate().unwrap()];
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+    assert_eq!(a.allocate(), Ok(4));
+}
+
+#[test]
+fn rebuild_has_nothing_held() {
+    // A rebuild reads the committed state: its gaps are free there.
+    let a = SpareAllocator::from_used(0, 10, 6, vec![0u64; 4], [0, 2]).unwrap();
+    assert_eq!(a.held(), 0);
+    assert_eq!(a.free_len(), 4);
 }
 
 #[test]
@@ -196,6 +300,8 @@ enum Op {
     BadAny(u64),
     /// Free an arbitrary unit (usually an error).
     FreeAny(u64),
+    /// The caller's metadata commit completed.
+    Commit,
     Rebuild,
 }
 
@@ -206,6 +312,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::BadInUse),
         1 => (0u64..80).prop_map(Op::BadAny),
         1 => (0u64..80).prop_map(Op::FreeAny),
+        2 => Just(Op::Commit),
         1 => Just(Op::Rebuild),
     ]
 }
@@ -222,6 +329,8 @@ proptest! {
         let mut a = alloc(start, end, free_capacity);
         let mut in_use = BTreeSet::new();
         let mut bad = BTreeSet::new();
+        // Freed since the last commit: still in use in the committed state.
+        let mut uncommitted_frees = BTreeSet::new();
         for op in ops {
             match op {
                 Op::Allocate => match a.allocate() {
@@ -229,14 +338,23 @@ proptest! {
                         prop_assert!((start..end).contains(&unit));
                         prop_assert!(!bad.contains(&unit), "bad unit {} handed out", unit);
                         prop_assert!(in_use.insert(unit), "unit {} handed out twice", unit);
+                        prop_assert!(
+                            !uncommitted_frees.contains(&unit),
+                            "unit {} handed out before its free was committed", unit
+                        );
                     }
-                    Err(SpareExhausted) => prop_assert_eq!(a.available(), 0),
+                    Err(SpareExhausted) => prop_assert_eq!(a.available() - a.held() as u64, 0),
                 },
                 Op::Free(i) => {
                     if let Some(&unit) = in_use.iter().nth(i % in_use.len().max(1)) {
                         in_use.remove(&unit);
                         prop_assert!(a.free(unit).is_ok());
+                        uncommitted_frees.insert(unit);
                     }
+                }
+                Op::Commit => {
+                    a.committed();
+                    uncommitted_frees.clear();
                 }
                 Op::BadInUse(i) => {
                     if let Some(&unit) = in_use.iter().nth(i % in_use.len().max(1)) {
@@ -265,6 +383,8 @@ proptest! {
                     }
                 }
                 Op::Rebuild => {
+                    // A load reads a committed state: the frees are in it.
+                    uncommitted_frees.clear();
                     let used: BTreeSet<u64> = in_use.union(&bad).copied().collect();
                     let high_water = a.high_water();
                     a = SpareAllocator::from_used(
@@ -275,9 +395,12 @@ proptest! {
             }
             prop_assert_eq!(a.used() + a.available(), a.total());
             prop_assert!(a.used() >= (in_use.len() + bad.len()) as u64);
+            prop_assert!(a.held() <= a.free_len());
+            prop_assert!(a.held() <= uncommitted_frees.len());
             prop_assert!(a.high_water() >= start && a.high_water() <= end);
         }
         // Drain: everything handed out is new, valid and good.
+        a.committed();
         while let Ok(unit) = a.allocate() {
             prop_assert!((start..end).contains(&unit));
             prop_assert!(!bad.contains(&unit));

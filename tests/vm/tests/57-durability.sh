@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2153,SC2154 # the globals come from lib.sh
+#
+# Durability at FUA points and across frees (issue 15): a crash is simulated by copying the raw
+# main and spare devices, without any flush, to the scratch disk at the moment that matters, and
+# assembling a second dm-remap-v4 device over the copies. The copy holds every write the disks
+# have seen, durable or not, so what it lacks was never written: a remap that the copy does not
+# have was not committed when the write that caused it was acknowledged.
+#
+#   r0 (dm-remap) ── dust (dm-dust) ── dmain (linear, 64 MiB of MAIN)
+#      └──────────── dspare (linear, 16 MiB of SPARE, or fewer)
+#   r1 (dm-remap) ── cmain (linear, SCRATCH 0..64 MiB)   copies made by dur_crash
+#      └──────────── cspare (linear, SCRATCH from 64 MiB, as large as dspare)
+
+DUR_MAIN_SECTORS=$((64 * 2048))
+DUR_SPARE_SECTORS=$((16 * 2048))
+
+# Builds the stack above (r0 and what it stands on), with a spare of SPARE_SECTORS (default
+# 16 MiB); bad sectors are added to dust afterwards.
+dur_stack() { # [SPARE_SECTORS]
+    DUR_SPARE_SECTORS=${1:-$DUR_SPARE_SECTORS}
+    linear dmain "$MAIN" $DUR_MAIN_SECTORS >/dev/null
+    linear dspare "$SPARE" $DUR_SPARE_SECTORS >/dev/null
+    dmsetup create dust --table "0 $DUR_MAIN_SECTORS dust /dev/mapper/dmain 0 512"
+    dmsetup message dust 0 enable
+    dmsetup message dust 0 quiet
+    dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
+}
+
+# "Crashes" r0: copies what main and spare hold now (O_DIRECT reads of the devices under dust
+# and r0, no flush anywhere) to the scratch disk, and assembles r1 over the copies.
+dur_crash() {
+    linear cmain "$SCRATCH" $DUR_MAIN_SECTORS >/dev/null
+    linear cspare "$SCRATCH" $DUR_SPARE_SECTORS $DUR_MAIN_SECTORS >/dev/null
+    dd if=/dev/mapper/dmain of=/dev/mapper/cmain bs=1M iflag=direct oflag=direct status=none
+    dd if=/dev/mapper/dspare of=/dev/mapper/cspare bs=1M iflag=direct oflag=direct status=none
+    dmsetup create r1 --table "$(dmr_table /dev/mapper/cmain /dev/mapper/cspare)"
+}
+
+# The sha256 of the 512-byte sector SECTOR of DEV (O_DIRECT).
+dur_sector_sha() { # DEV SECTOR
+    sha_at "$1" $(($2 * 512)) 512 direct
+}
+
+# The sha256 of sector N of FILE.
+dur_file_sector_sha() { # FILE N
+    dd if="$1" bs=512 skip="$2" count=1 status=none | sha256sum | cut -d' ' -f1
+}
+
+# Writes BYTES (512 or 4096) at byte OFFSET of r0 with an asynchronous O_DIRECT|O_SYNC write
+# (libaio): the block layer sets REQ_FUA and, unlike a synchronous write, sends no flush after
+# it. The data is fio's pattern 0xd1a5f00d, also left in ./fua-data.
+dur_fua_write() { # OFFSET BYTES
+    fio --name=fua --filename=/dev/mapper/r0 --rw=write --bs="$2" --size="$2" --offset="$1" \
+        --ioengine=libaio --iodepth=1 --direct=1 --sync=1 --buffer_pattern=0xd1a5f00d \
+        --scramble_buffers=0 --output=fio.out
+    for _ in $(seq $(($2 / 4))); do printf '\xd1\xa5\xf0\x0d'; done >fua-data
+}
+
+# Checks r0 and the copy r1 after a FUA write at byte OFFSET over bad SECTOR: the live device
+# reads the data, the copy has r0's remap and reads the data too.
+dur_check_fua() { # SECTOR OFFSET
+    local live
+    live=$(dmsetup message r0 0 list)
+    assert_match "$live" "^$1 [0-9]+$" "r0's remaps after the FUA write"
+    assert_data fua-data /dev/mapper/r0 "$2" direct
+    assert_eq "$(dmsetup message r1 0 list)" "$live" "remaps of the copy taken when the FUA write completed"
+    assert_data fua-data /dev/mapper/r1 "$2" direct
+}
+
+# A FUA write that fails on main and is relocated by the worker is acknowledged only once its
+# remap is committed.
+test_durability_fua_write_relocated_is_committed() {
+    local bad=$((8 * 1000 + 3))
+    dmr_load
+    dur_stack
+    dmsetup message dust 0 addbadblock $bad 255
+    # The 4 KiB block around it: one bio to main, failed by dust, retried unit by unit.
+    dur_fua_write $((bad / 8 * 4096)) 4096
+    dur_crash
+    dur_check_fua $bad $((bad / 8 * 4096))
+}
+
+# A FUA write to a pending unit (deferred to the worker by map, which relocates it without
+# trying main) is acknowledged only once its remap is committed.
+test_durability_fua_write_to_pending_unit_is_committed() {
+    local bad=$((8 * 3000 + 6))
+    dmr_load
+    dur_stack
+    dmsetup message dust 0 addbadblock $bad
+    assert_fails dd if=/dev/mapper/r0 of=/dev/null bs=512 skip=$bad count=1 iflag=direct status=none
+    assert_eq "$(dmsetup message r0 0 list)" "$bad pending" "list after the failed read"
+    # The pending unit alone: a bio over its neighbours too would be cut, and the FUA piece
+    # sent to main would commit (the pending mark is uncommitted) after the worker's remap.
+    dur_fua_write $((bad * 512)) 512
+    dur_crash
+    dur_check_fua $bad $((bad * 512))
+}
+
+# A spare unit freed by unremap is not handed to another relocation before the free is
+# committed: after a crash the committed state still maps the unremapped unit to it, and the
+# unit must read its own data, not the other unit's.
+test_durability_unremap_free_not_reused_before_commit() {
+    local u1=16000 u2=$((8 * 3000 + 5)) spare out
+    dmr_load
+    dur_stack
+    out=$(dmsetup message r0 0 remap $u1)
+    assert_match "$out" "^$u1 [0-9]+$" "remap output"
+    spare=${out#* }
+    # X goes to u1's spare unit; the fsync commits: u1 -> spare is durable, holding X.
+    random_file x 1
+    head -c 4096 x >x4k
+    write_at x4k /dev/mapper/r0 $((u1 / 8 * 4096)) direct
+    # Unremap (copies X back to main, frees the spare unit in memory), no flush after it.
+    assert_eq "$(dmsetup message r0 0 unremap $u1)" "$u1" "unremap output"
+    # A write of Y over bad u2, O_DIRECT without fsync: the worker relocates u2.
+    dmsetup message dust 0 addbadblock $u2 255
+    random_file y 1
+    head -c 4096 y >y4k
+    dd if=y4k of=/dev/mapper/r0 bs=4096 seek=$((u2 / 8)) oflag=direct conv=notrunc status=none
+    out=$(dmsetup message r0 0 list)
+    assert_match "$out" "^$u2 [0-9]+$" "r0's remaps after the write over u2"
+    dur_crash
+    assert_eq "$(dur_sector_sha /dev/mapper/r1 $u1)" "$(dur_file_sector_sha x4k $((u1 % 8)))" \
+        "sector $u1 after the crash (its data X; Y if u2 was given u1's spare unit)"
+    assert_eq "$(dur_sector_sha /dev/mapper/r0 $u2)" "$(dur_file_sector_sha y4k $((u2 % 8)))" "sector $u2 of r0"
+    [[ ${out#* } != "$spare" ]] || fail "u2 was given sector $spare, freed by the uncommitted unremap"
+    # Once the free is committed the unit is handed out again.
+    dmsetup message r0 0 commit
+    assert_eq "$(dmsetup message r0 0 remap 40000)" "40000 $spare" "remap after the commit"
+}
+
+# A relocation that finds the spare full but for a unit whose free is not committed commits
+# first, then takes that unit: the remap succeeds, and a crash right after it finds the free
+# committed, so the unremapped unit reads its own data.
+test_durability_spare_full_but_a_held_unit_commits_first() {
+    local u1=16000 u2=$((8 * 3000 + 5)) units i out spare seq
+    dmr_load
+    # The smallest spare: 1024 units of data area.
+    dur_stack 10240
+    random_file x 1
+    head -c 4096 x >x4k
+    write_at x4k /dev/mapper/r0 $((u1 / 8 * 4096)) direct
+    out=$(dmsetup message r0 0 remap $u1)
+    spare=${out#* }
+    units=$(dmr_status_field r0 5 | cut -d/ -f2)
+    for ((i = 1; i < units; i++)); do
+        echo "remap $((100000 + i * 8))"
+    done | dm_messages r0 >/dev/null
+    assert_eq "$(dmr_status_field r0 5)" "$units/$units" "spare used/total"
+    dmsetup message r0 0 commit
+    seq=$(dmr_status_field r0 10)
+    assert_eq "$(dmsetup message r0 0 unremap $u1)" "$u1" "unremap output"
+    dmsetup message dust 0 addbadblock $u2 255
+    random_file y 1
+    head -c 4096 y >y4k
+    dd if=y4k of=/dev/mapper/r0 bs=4096 seek=$((u2 / 8)) oflag=direct conv=notrunc status=none
+    dur_crash
+    assert_eq "$(dur_sector_sha /dev/mapper/r1 $u1)" "$(dur_file_sector_sha x4k $((u1 % 8)))" \
+        "sector $u1 after the crash (its data X; Y if u2 was given u1's spare unit uncommitted)"
+    assert_eq "$(dmsetup message r0 0 list $u2 1)" "$u2 $spare" "u2's remap (the only unit left)"
+    [[ $(dmr_status_field r0 10) -gt $seq ]] || fail "no commit before the freed unit was reused"
+    assert_eq "$(dur_sector_sha /dev/mapper/r0 $u2)" "$(dur_file_sector_sha y4k $((u2 % 8)))" "sector $u2 of r0"
+}
+
