@@ -204,12 +204,12 @@ class Workload:
             self.heal = None
         elif r < 0.33:
             block = self.rng.randrange(BLOCKS)
-            if self.rng.random() < 0.5:
+            if self.rng.random() < 0.8:
                 op["bad"] = self.new_bad_sector(block)
             self.write(op, block, fua=False)
         elif r < 0.55:
             block = self.rng.randrange(BLOCKS)
-            if self.rng.random() < 0.5:
+            if self.rng.random() < 0.8:
                 op["bad"] = self.new_bad_sector(block)
             self.write(op, block, fua=True)
         elif r < 0.70:
@@ -268,6 +268,8 @@ class Workload:
             self.step(i)
         os.fsync(self.fd)
         stats = self.msg(self.args.target, "stats").strip()
+        with open("/sys/kernel/dm-remap-v4/remaps_made") as f:
+            stats += f" remaps_made={f.read().strip()}"
         with open(self.args.out, "w") as f:
             json.dump({"ops": self.ops, "stats": stats}, f)
         unremaps = self.counts.get("unremap", 0)
@@ -312,8 +314,10 @@ class Expectation:
         self.durable = [0] * n  # version
         self.durable_op = [-1] * n  # the operation that made it durable
         self.later = [set() for _ in range(n)]  # versions written since (in flight, unflushed)
-        self.anything = [False] * n
-        self.may_fail = [False] * n
+        # The operation since which a sector may read anything (a discard, a failed write) or
+        # fail to read (a failed read: pending), or -1: only a later durable write ends it.
+        self.anything = [-1] * n
+        self.may_fail = [-1] * n
         self.unflushed = []  # completed non-FUA writes, in order
         self.opened = -1
 
@@ -331,22 +335,26 @@ class Expectation:
                 self.later[s].add(op["version"])
         elif op["kind"] == "discard":
             for s in self.sectors(op["block"]):
-                self.anything[s] = True
+                self.anything[s] = i
         elif op["kind"] == "read":
             for s in self.sectors(op["block"]):
-                self.may_fail[s] = True
+                self.may_fail[s] = i
 
     def make_durable(self, op):
+        i = op["i"]
         if "error" in op:
             for s in self.sectors(op["block"]):
-                self.anything[s] = True
+                self.anything[s] = max(self.anything[s], i)
             return
         for s in self.sectors(op["block"]):
-            if op["i"] > self.durable_op[s]:
-                self.durable[s], self.durable_op[s] = op["version"], op["i"]
+            if i > self.durable_op[s]:
+                self.durable[s], self.durable_op[s] = op["version"], i
                 self.later[s] = {v for v in self.later[s] if v > op["version"]}
-                self.anything[s] = False
-                self.may_fail[s] = False
+                # Only a write after the discard or failed read ends what they allow.
+                if i > self.anything[s]:
+                    self.anything[s] = -1
+                if i > self.may_fail[s]:
+                    self.may_fail[s] = -1
 
     def completed(self, i):
         """The workload saw operation I complete (its mark)."""
@@ -374,10 +382,10 @@ class Expectation:
         problems = []
         for k in range(SPB):
             s = block * SPB + k
-            if self.anything[s]:
+            if self.anything[s] >= 0:
                 continue
             if data is None or data[k] is None:
-                if not self.may_fail[s]:
+                if self.may_fail[s] < 0:
                     problems.append(f"sector {(FIRST_BLOCK + block) * SPB + k}: read failed, "
                                     f"expected version {self.durable[s]}")
                 continue
@@ -442,12 +450,15 @@ class Replay:
         self.copy_spare = os.open(args.copy_spare, os.O_RDWR)
         self.expect = Expectation(self.ops)
         self.dirty = []  # main ranges (sector, count) written since the last copy
+        self.changed = True  # entries applied since the last load
+        self.blocks = None  # what the last load read
         self.points = self.repaired = self.verified = self.loads = 0
 
     def apply(self, sector, sectors, flags, data):
         if flags & LOG_DISCARD:
             data = bytes(sectors * SECTOR)
         if data:
+            self.changed = True
             os.pwrite(self.data, data, sector * SECTOR)
             if sector < self.args.main_sectors:
                 self.dirty.append((sector, min(sectors, self.args.main_sectors - sector)))
@@ -467,6 +478,11 @@ class Replay:
         self.points += 1
         if self.args.every > 1 and self.points % self.args.every:
             return
+        if not self.changed:
+            # The disks are as at the last load (a mark right after the FUA write it
+            # acknowledges): check the stronger promise against what that load read.
+            self.verify(what, self.blocks)
+            return
         self.copy()
         table = f"0 {self.args.main_sectors} {self.args.target} {self.args.copy_main} {self.args.copy_spare}"
         main_writes = writes_of(self.args.copy_main)
@@ -480,14 +496,9 @@ class Replay:
             copies, repairs = words[13], words[14]
             if copies != "5/5" or repairs != "0":
                 self.repaired += 1
-            problems = []
-            for block, data in read_blocks("/dev/mapper/chk").items():
-                problems += self.expect.check(block, data)
-                self.verified += SPB
-            if problems:
-                raise SystemExit(f"replay-check: point {self.points} ({what}), after op "
-                                 f"{self.expect.opened - 1}: {len(problems)} sectors wrong: "
-                                 + "; ".join(problems[:5]))
+            self.blocks = read_blocks("/dev/mapper/chk")
+            self.changed = False
+            self.verify(what, self.blocks)
         finally:
             removed = run(["dmsetup", "remove", "chk"])
             if removed.returncode:
@@ -495,6 +506,16 @@ class Replay:
         if writes_of(self.args.copy_main) != main_writes:
             raise SystemExit(f"replay-check: point {self.points}: loading the target wrote to main")
         # The removal committed to the copy of the spare: the next point copies it afresh.
+
+    def verify(self, what, blocks):
+        problems = []
+        for block, data in blocks.items():
+            problems += self.expect.check(block, data)
+            self.verified += SPB
+        if problems:
+            raise SystemExit(f"replay-check: point {self.points} ({what}), after op "
+                             f"{self.expect.opened - 1}: {len(problems)} sectors wrong: "
+                             + "; ".join(problems[:5]))
 
     def run(self):
         self.expect.open(0)
@@ -517,7 +538,7 @@ class Replay:
             self.apply(sector, sectors, flags, data)
             if created and flags & (LOG_FLUSH | LOG_FUA):
                 self.check_point(f"entry {entries}, {'FLUSH' if flags & LOG_FLUSH else 'FUA'}")
-        print(f"points={self.points} checked={self.loads} reassembled={self.loads} "
+        print(f"points={self.points} loads={self.loads} reassembled={self.loads} "
               f"repaired={self.repaired} sectors_verified={self.verified} log_entries={entries}")
 
 

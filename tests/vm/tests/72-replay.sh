@@ -15,15 +15,15 @@
 #
 # The replay writes the log onto the zeroed $MAIN and, at each point, copies main and spare to
 # two slices of $SPARE, where the target is created, checked and removed again. REPLAY_OPS sets
-# the number of operations (default 100: about 150 points; `--env REPLAY_OPS=600` for the
-# full form: about 900 points, 200 remaps and 50 unremaps); REPLAY_SEED replays a run.
+# the number of operations (default 25: about 180 points; `--env REPLAY_OPS=600` for the
+# full form: over 200 remaps, 50 unremaps and 4000 points); REPLAY_SEED replays a run.
 
 RP_CHECK=$DMR_REPO/tests/vm/replay-check.py
 RP_MAIN=$((40 * MiB / 512))
 RP_SPARE=$((8 * MiB / 512))
 
 test_replay_every_flush_and_fua_point() {
-    local ops=${REPLAY_OPS:-100} seed=${REPLAY_SEED:-$RANDOM} out
+    local ops=${REPLAY_OPS:-25} seed=${REPLAY_SEED:-$RANDOM} out
     [[ $ops =~ ^[1-9][0-9]*$ ]] || fail "REPLAY_OPS must be a positive number, not '$ops'"
     echo "replay: $ops operations, seed $seed (REPLAY_SEED=$seed replays the random choices)"
     dmr_load
