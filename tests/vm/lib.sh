@@ -265,10 +265,16 @@ dm_messages() { # NAME
 # Makes dm-dust device "dust" over MAIN with BLOCK-byte blocks, enabled and quiet; prints its
 # path. `addbadblock B` then fails reads of B, `addbadblock B N` also its next N writes.
 dust_main() { # [BLOCK_BYTES]
-    dmsetup create dust --table "0 $(sectors "$MAIN") dust $MAIN 0 ${1:-512}"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
-    echo /dev/mapper/dust
+    dust_on dust "$MAIN" "$(sectors "$MAIN")" "${1:-512}"
+}
+
+# dm-dust device NAME over the first SECTORS of DEV, blocks of BLOCK_BYTES (default 512),
+# failing reads of its bad blocks and quiet about them; prints its path.
+dust_on() { # NAME DEV SECTORS [BLOCK_BYTES]
+    dmsetup create "$1" --table "0 $3 dust $2 0 ${4:-512}"
+    dmsetup message "$1" 0 enable
+    dmsetup message "$1" 0 quiet
+    echo "/dev/mapper/$1"
 }
 
 # ---- The runner --------------------------------------------------------------------------------

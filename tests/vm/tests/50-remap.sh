@@ -95,9 +95,7 @@ test_remap_4kn_main() {
     dmr_load
     main=$(loop_4k 64)
     spare=$(loop_4k 16)
-    dmsetup create dust --table "0 $(sectors "$main") dust $main 0 4096"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
+    dust_on dust "$main" "$(sectors "$main")" 4096 >/dev/null
     dmsetup message dust 0 addbadblock 100 255
     dmsetup create r0 --table "0 $(sectors "$main") $TARGET /dev/mapper/dust $spare"
     assert_eq "$(status_field r0 1)" 1 "status format"

@@ -21,9 +21,7 @@ dur_stack() { # [SPARE_SECTORS]
     DUR_SPARE_SECTORS=${1:-$DUR_SPARE_SECTORS}
     linear dmain "$MAIN" $DUR_MAIN_SECTORS >/dev/null
     linear dspare "$SPARE" $DUR_SPARE_SECTORS >/dev/null
-    dmsetup create dust --table "0 $DUR_MAIN_SECTORS dust /dev/mapper/dmain 0 512"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
+    dust_on dust /dev/mapper/dmain "$DUR_MAIN_SECTORS" >/dev/null
     dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
 }
 

@@ -38,9 +38,7 @@ $m $s linear $SPARE 0"
     dmsetup create cut --table "$(pc_cut_table on)"
     linear mainraw /dev/mapper/cut "$m" >/dev/null
     linear spare /dev/mapper/cut "$s" "$m" >/dev/null
-    dmsetup create dust --table "0 $m dust /dev/mapper/mainraw 0 512"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
+    dust_on dust /dev/mapper/mainraw "$m" >/dev/null
     sed 's/.*/addbadblock & 255/' "$1" | dm_messages dust
 }
 

@@ -30,9 +30,7 @@ test_replay_every_flush_and_fua_point() {
     dmsetup create lw --table "0 $((RP_MAIN + RP_SPARE)) log-writes $MAIN $SCRATCH"
     linear mainraw /dev/mapper/lw "$RP_MAIN" >/dev/null
     linear spare /dev/mapper/lw "$RP_SPARE" "$RP_MAIN" >/dev/null
-    dmsetup create dust --table "0 $RP_MAIN dust /dev/mapper/mainraw 0 512"
-    dmsetup message dust 0 enable
-    dmsetup message dust 0 quiet
+    dust_on dust /dev/mapper/mainraw "$RP_MAIN" >/dev/null
     dmsetup create r0 --table "0 $RP_MAIN $TARGET /dev/mapper/dust /dev/mapper/spare"
     # A crash while the spare is formatted leaves a device that was never created: no promise.
     dmsetup message lw 0 mark created
