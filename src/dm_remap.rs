@@ -29,6 +29,8 @@ mod table;
 mod remap_core {
     #[path = "crc32c.rs"]
     pub mod crc32c;
+    #[path = "inflight.rs"]
+    pub mod inflight;
     #[path = "io_error.rs"]
     pub mod io_error;
     #[path = "message.rs"]

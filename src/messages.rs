@@ -8,6 +8,7 @@
 use crate::dm::{Arg, BioOp, NoIoScope, PageBuffer, ResultBuffer, TargetError, TargetInfo};
 use crate::remap::Remap;
 use crate::repair::PlaceError;
+use crate::remap_core::inflight::Drain;
 use crate::remap_core::message::{self, Message, MessageError, HELP};
 use crate::remap_core::remap_table::Entry;
 use crate::remap_core::status;
@@ -16,7 +17,8 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use kernel::prelude::*;
 
-/// How long a manual remap waits for writes already sent to main before giving up.
+/// How long a move (`remap`, `unremap`) waits for I/O already sent before giving up (a
+/// SCSI command's default timeout: a write still out after it is lost to the device anyway).
 const DRAIN_TIMEOUT_MS: u32 = 30_000;
 
 fn refuse(e: MessageError) -> TargetError {
@@ -101,25 +103,38 @@ impl Remap {
 
     /// `remap`: moves main unit `unit` to a spare unit now, copying its data if main reads it,
     /// else leaves it pending. Output: `<sector> <spare_sector>` or `<sector> pending`.
+    ///
+    /// # Errors
+    /// `EBUSY` if I/O in flight did not complete within [`DRAIN_TIMEOUT_MS`] or the device
+    /// began suspending, or if the unit changed during the copy; `ENOSPC`, `EIO`, `ENOMEM` as
+    /// [`Remap::place_on_spare`] fails.
     fn remap_unit(&self, ti: &TargetInfo, unit: u64, out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
         let sector = self.layout.sector_of(unit);
         let _noio = NoIoScope::new();
-        let mut table = self.table.writer();
-        let before = table.lookup(unit);
-        if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = before {
-            let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
-            return Ok(());
-        }
-        // Pending routes new writes of the unit to the worker, which waits for this lock;
-        // then wait for writes already sent to main, so that the copy is their final data.
-        if before.is_none() {
-            table.set(unit, Entry::Pending).map_err(|e| failed(c"Cannot record the remap", e))?;
-        }
-        if !self.inflight.wait_older(DRAIN_TIMEOUT_MS) {
-            if before.is_none() {
-                table.remove(unit);
+        let mover = self.inflight.begin_move();
+        let before = {
+            let mut table = self.table.writer();
+            let before = table.lookup(unit);
+            if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = before {
+                let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
+                return Ok(());
             }
-            return Err(failed(c"Writes in flight did not complete", EBUSY));
+            // Pending sends new writes of the unit to the worker, which gives it a spare unit
+            // with their data; then wait for I/O already sent, so that the copy of main is
+            // the unit's final data.
+            if before.is_none() {
+                table.set(unit, Entry::Pending).map_err(|e| failed(c"Cannot record the remap", e))?;
+            }
+            before
+        };
+        if let Err(e) = drained(mover.wait_older(DRAIN_TIMEOUT_MS)) {
+            if before.is_none() {
+                let mut table = self.table.writer();
+                if table.lookup(unit) == Some(Entry::Pending) {
+                    table.remove(unit);
+                }
+            }
+            return Err(e);
         }
         let mut page = PageBuffer::new().map_err(|e| failed(c"Cannot allocate a buffer", e))?;
         let bytes = self.layout.unit_sectors << 9;
@@ -127,6 +142,17 @@ impl Remap {
             self.stats.read_error();
             let _ = writeln!(out, "{} pending", sector);
             return Ok(());
+        }
+        let mut table = self.table.writer();
+        match table.lookup(unit) {
+            Some(Entry::Pending) => {}
+            // A write healed the unit during the copy: its data is newer than ours.
+            Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
+                let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
+                return Ok(());
+            }
+            // `clear_pending` ran during the copy.
+            None => return Err(failed(c"Sector changed during the copy, try again", EBUSY)),
         }
         let write = |spare: u64| page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Write, true);
         match self.place_on_spare(ti, &mut table, unit, write) {
@@ -142,41 +168,60 @@ impl Remap {
 
     /// `unremap`: copies main unit `unit` back from its spare unit and drops the remap, if
     /// main accepts the write; the spare unit is freed. Output: `<sector>`.
+    ///
+    /// # Errors
+    /// `EINVAL` if the unit is not remapped; `EBUSY` as for `remap`; `EIO` if the spare unit
+    /// cannot be read or main does not take the write; `ENOMEM`. The remap stays on error.
     fn unremap_unit(&self, _ti: &TargetInfo, unit: u64, out: &mut ResultBuffer<'_>) -> Result<(), TargetError> {
         let sector = self.layout.sector_of(unit);
         let _noio = NoIoScope::new();
-        let mut table = self.table.writer();
-        let Some(Entry::Remapped { spare }) = table.lookup(unit) else {
-            return Err(failed(c"Sector is not remapped", EINVAL));
+        let mover = self.inflight.begin_move();
+        let spare = {
+            let mut table = self.table.writer();
+            let Some(Entry::Remapped { spare }) = table.lookup(unit) else {
+                return Err(failed(c"Sector is not remapped", EINVAL));
+            };
+            // Moving sends all new I/O of the unit to the worker, which waits for the move
+            // (the mover lock) to end; then wait for I/O already sent to the spare unit, so
+            // that the copy is final and no read still uses the unit when it is freed.
+            table.set(unit, Entry::Moving { spare }).map_err(|e| failed(c"Cannot record the change", e))?;
+            spare
         };
-        // Moving sends all new I/O of the unit to the worker, which waits for this lock; then
-        // wait for writes already sent to the spare unit, so that the copy is final.
-        let record = |e| failed(c"Cannot record the change", e);
-        table.set(unit, Entry::Moving { spare }).map_err(record)?;
-        // An update in place: `set` cannot fail here (no resize, a unit and spare unit the
-        // table already holds), so the unit never stays `Moving`.
-        let back_out = |table: &mut crate::table::TableWriter<'_>, message, errno| {
-            let _ = table.set(unit, Entry::Remapped { spare });
+        // Only the mover changes a `Moving` entry, so it is still ours; an update in place
+        // cannot fail (no resize, a unit and spare unit the table holds): the unit never
+        // stays `Moving`.
+        let back_out = |message, errno| {
+            let _ = self.table.writer().set(unit, Entry::Remapped { spare });
             Err(failed(message, errno))
         };
-        if !self.inflight.wait_older(DRAIN_TIMEOUT_MS) {
-            return back_out(&mut table, c"Writes in flight did not complete", EBUSY);
+        if let Err(e) = drained(mover.wait_older(DRAIN_TIMEOUT_MS)) {
+            return back_out(e.message, e.errno);
         }
         let Ok(mut page) = PageBuffer::new() else {
-            return back_out(&mut table, c"Cannot allocate a buffer", ENOMEM);
+            return back_out(c"Cannot allocate a buffer", ENOMEM);
         };
         let bytes = self.layout.unit_sectors << 9;
         if !page.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Read, false).is_ok() {
             Stats::count(&self.stats.spare_errors);
-            return back_out(&mut table, c"Cannot read the spare unit", EIO);
+            return back_out(c"Cannot read the spare unit", EIO);
         }
         if !page.io(&self.main, sector, bytes, BioOp::Write, true).is_ok() {
             self.stats.write_error();
-            return back_out(&mut table, c"Main device still fails at this sector", EIO);
+            return back_out(c"Main device still fails at this sector", EIO);
         }
+        let mut table = self.table.writer();
         table.remove(unit);
         table.free(spare);
         let _ = writeln!(out, "{}", sector);
         Ok(())
+    }
+}
+
+/// The refusal of a move whose wait for I/O in flight did not end in a drain.
+fn drained(outcome: Drain) -> Result<(), TargetError> {
+    match outcome {
+        Drain::Drained => Ok(()),
+        Drain::TimedOut => Err(failed(c"Writes in flight did not complete", EBUSY)),
+        Drain::Cancelled => Err(failed(c"Device is suspending", EBUSY)),
     }
 }

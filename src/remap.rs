@@ -31,7 +31,8 @@ use crate::module_state;
 use crate::remap_core::summary::{self, DeviceNames};
 use crate::remap_core::sysfs::{DeviceAttr, ModuleAttr, DEVICE_ATTRS, MODULE_ATTRS};
 use crate::scan::Scanner;
-use crate::inflight::InflightWrites;
+use crate::inflight::Inflight;
+use crate::remap_core::inflight::Epoch;
 use crate::persist;
 use crate::remap_core::metadata::MainFingerprint;
 use crate::remap_core::remap_table::Entry;
@@ -65,7 +66,8 @@ pub(crate) struct Remap {
     /// dm-remap-v4 device may use it while we do.
     pub(crate) table: SharedClaim<RemapTable>,
     pub(crate) stats: Stats,
-    pub(crate) inflight: InflightWrites,
+    /// The bios and worker I/O in flight, which moves of units wait for.
+    pub(crate) inflight: Inflight,
     pub(crate) bioset: BioSet,
     pub(crate) log_limit: RateLimit,
     pub(crate) scan: Scanner,
@@ -115,8 +117,8 @@ pub(crate) enum Route {
 #[derive(Default)]
 pub(crate) struct PerBio {
     route: Route,
-    /// The epoch the write was counted in ([`InflightWrites`]), until `end_io`.
-    write_epoch: Option<u8>,
+    /// The epoch the bio was counted in ([`Inflight`]), until `end_io`.
+    epoch: Option<Epoch>,
     /// A flush or FUA write that completed while metadata changes were not yet committed:
     /// the worker commits before completing it.
     pub(crate) needs_commit: bool,
@@ -229,7 +231,7 @@ impl Target for Remap {
             layout,
             table,
             stats: Stats::default(),
-            inflight: InflightWrites::default(),
+            inflight: Inflight::new().map_err(no_memory)?,
             bioset,
             log_limit,
             scan,
@@ -256,10 +258,9 @@ impl Target for Remap {
         };
         self.scan.note_io();
         let op = bio.op();
-        if op != BioOp::Read {
-            // Counted before the lookup: see `InflightWrites`.
-            pb.write_epoch = Some(self.inflight.enter());
-        }
+        // Counted before the lookup, reads too (a read of a spare unit must end before an
+        // `unremap` frees the unit): see `Inflight`.
+        pb.epoch = Some(self.inflight.enter());
         let first = self.layout.unit_of(start);
         let units = self.layout.unit_of(u64::from(bio.sectors())).max(1);
         // A write-zeroes writes like a write: it heals a pending unit too.
@@ -284,8 +285,8 @@ impl Target for Remap {
             }
             Routing::Worker => {
                 bio.accept_partial(self.layout.unit_sectors);
-                // The worker serialises with table writers itself; stop counting the write.
-                if let Some(epoch) = pb.write_epoch.take() {
+                // The worker counts its own I/O; stop counting the bio.
+                if let Some(epoch) = pb.epoch.take() {
                     self.inflight.exit(epoch);
                 }
                 MapResult::Defer
@@ -294,7 +295,7 @@ impl Target for Remap {
     }
 
     fn end_io(&self, ti: &TargetInfo, bio: &mut Bio, status: BlkStatus, pb: &mut PerBio) -> EndIo {
-        if let Some(epoch) = pb.write_epoch.take() {
+        if let Some(epoch) = pb.epoch.take() {
             self.inflight.exit(epoch);
         }
         if status.is_ok() {
@@ -352,6 +353,15 @@ impl Target for Remap {
         }
     }
 
+    fn presuspend(&self, _ti: &TargetInfo) {
+        // dm waits for a running message before it suspends: a move waiting for I/O gives up.
+        self.inflight.cancel_waits(true);
+    }
+
+    fn presuspend_undo(&self, _ti: &TargetInfo) {
+        self.inflight.cancel_waits(false);
+    }
+
     fn postsuspend(&self, ti: &TargetInfo) {
         // The layer stopped the scan; the device is quiesced: make everything durable
         // (dm-thin does the same).
@@ -360,6 +370,7 @@ impl Target for Remap {
     }
 
     fn resume(&self, ti: &TargetInfo) {
+        self.inflight.cancel_waits(false);
         self.scan_resume(ti);
     }
 

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 use crate::dm::{BioOp, BlkStatus, DeferredBio, NoIoScope, RcuReadGuard, TargetInfo};
+use crate::inflight::Counted;
 use crate::remap::{PerBio, Remap};
 use crate::remap_core::io_error::{SpareFailure, MAX_BAD_IN_A_ROW};
 use crate::remap_core::remap_table::Entry;
@@ -70,20 +71,37 @@ impl Remap {
         bio.complete(status);
     }
 
-    /// The entry of `unit` once no move of it is in progress: a `Moving` entry belongs to a
-    /// table writer (a message) that holds the writer lock until the move ends, so taking the
-    /// lock once waits for it.
-    fn entry(&self, unit: u64) -> Option<Entry> {
-        let lookup = || {
-            let guard = RcuReadGuard::new();
-            self.table.lookup(&guard, unit)
-        };
-        match lookup() {
-            Some(Entry::Moving { .. }) => {
-                drop(self.table.writer());
-                lookup()
+    /// The entry of `unit` once no move of it is in progress, and the count that keeps the
+    /// I/O the caller sends by it in flight for movers ([`crate::inflight`]): counted before
+    /// the lookup, as `map` does. A `Moving` entry belongs to a move, which holds the mover
+    /// lock until it ends: wait for that (uncounted, or the move would wait for us) and look
+    /// again.
+    fn entry(&self, unit: u64) -> (Option<Entry>, Counted<'_>) {
+        loop {
+            let counted = self.inflight.count();
+            let entry = {
+                let guard = RcuReadGuard::new();
+                self.table.lookup(&guard, unit)
+            };
+            if let Some(Entry::Moving { .. }) = entry {
+                drop(counted);
+                self.inflight.wait_for_move();
+                continue;
             }
-            entry => entry,
+            return (entry, counted);
+        }
+    }
+
+    /// The table writer once no move of `unit` is in progress (see [`Self::entry`]).
+    fn writer_unmoved(&self, unit: u64) -> TableWriter<'_> {
+        loop {
+            let table = self.table.writer();
+            if let Some(Entry::Moving { .. }) = table.lookup(unit) {
+                drop(table);
+                self.inflight.wait_for_move();
+                continue;
+            }
+            return table;
         }
     }
 
@@ -92,11 +110,15 @@ impl Remap {
     /// does: the unit gets a spare unit, zeroed by the bio.
     fn other_unit(&self, ti: &TargetInfo, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
         let len = self.layout.unit_sectors;
-        match self.entry(unit) {
+        let (entry, counted) = self.entry(unit);
+        match entry {
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
                 bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare))
             }
-            Some(Entry::Pending) if bio.is_write_zeroes() => self.relocate(ti, bio, offset, unit, None),
+            Some(Entry::Pending) if bio.is_write_zeroes() => {
+                drop(counted);
+                self.relocate(ti, bio, offset, unit, None)
+            }
             _ => bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit)),
         }
     }
@@ -104,9 +126,12 @@ impl Remap {
     /// Writes the bio's unit at `offset` (sectors) for main unit `unit`.
     fn write_unit(&self, ti: &TargetInfo, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
         let len = self.layout.unit_sectors;
-        match self.entry(unit) {
+        let (entry, counted) = self.entry(unit);
+        // Uncounted before `relocate` takes the table writer: it revalidates the entry there.
+        match entry {
             None => {
                 let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
+                drop(counted);
                 if status.is_ok() || !status.may_be_medium() {
                     // Not the medium (timeout, transport, offline, no space, ...): no spare.
                     return status;
@@ -115,6 +140,7 @@ impl Remap {
             }
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
                 let status = bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
+                drop(counted);
                 if status.is_ok() {
                     self.stats.spare_write_ok();
                     return status;
@@ -128,12 +154,17 @@ impl Remap {
                 }
                 self.relocate(ti, bio, offset, unit, Some(spare))
             }
-            Some(Entry::Pending) => self.relocate(ti, bio, offset, unit, None),
+            Some(Entry::Pending) => {
+                drop(counted);
+                self.relocate(ti, bio, offset, unit, None)
+            }
         }
     }
 
     /// Gives main unit `unit` a new spare unit holding the bio's data at `offset`, replacing
-    /// `failed` (a spare unit that just failed, if any), and records the remap.
+    /// `failed` (a spare unit that just failed, if any), and records the remap. The entry is
+    /// looked at again under the table writer: it may have changed since the caller's I/O
+    /// (another worker's or a message's remap, an `unremap`).
     fn relocate(
         &self,
         ti: &TargetInfo,
@@ -143,13 +174,23 @@ impl Remap {
         failed: Option<u64>,
     ) -> BlkStatus {
         let len = self.layout.unit_sectors;
-        let mut table = self.table.writer();
+        let mut table = self.writer_unmoved(unit);
+        let now = table.lookup(unit);
         // Another worker (or a message) may have remapped the unit while we waited.
-        if let Some(Entry::Remapped { spare }) = table.lookup(unit) {
+        if let Some(Entry::Remapped { spare }) = now {
             if Some(spare) != failed {
                 return bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
             }
         }
+        // An `unremap` gave `failed` back to main (and freed it: it is no longer ours to mark
+        // bad). The unit lives on main again: write there first, as for any unit.
+        if failed.is_some() && now.is_none() {
+            let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
+            if status.is_ok() || !status.may_be_medium() {
+                return status;
+            }
+        }
+        let failed = failed.filter(|&f| now == Some(Entry::Remapped { spare: f }));
         let write = |spare: u64| bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
         match self.place_on_spare(ti, &mut table, unit, write) {
             Ok(_) => {
@@ -233,7 +274,8 @@ impl Remap {
     /// Reads the bio's unit at `offset` for main unit `unit`; marks it pending if main fails.
     fn read_unit(&self, ti: &TargetInfo, bio: &DeferredBio<'_, PerBio>, offset: u32, unit: u64) -> BlkStatus {
         let len = self.layout.unit_sectors;
-        if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = self.entry(unit) {
+        let (entry, counted) = self.entry(unit);
+        if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = entry {
             let status = bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare));
             if !status.is_ok() {
                 Stats::count(&self.stats.spare_errors);
@@ -241,6 +283,7 @@ impl Remap {
             return status;
         }
         let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
+        drop(counted);
         // Only a failure that may be the medium's marks the unit pending.
         if status.may_be_medium() {
             let mut table = self.table.writer();

@@ -291,8 +291,8 @@ impl Remap {
         let mut found: u64 = 0;
         let mut unit = first;
         while unit < last {
-            if let Some(entry) = self.scan_entry(unit) {
-                self.check_entry(ti, buf, unit, entry);
+            if self.scan_entry(unit).is_some() {
+                self.check_entry(ti, buf, unit);
                 unit = unit.saturating_add(1);
                 continue;
             }
@@ -326,9 +326,12 @@ impl Remap {
     }
 
     /// A remapped unit is read on the spare (a failing spare unit is counted and logged; the
-    /// next write to it relocates it); pending and moving units are left alone.
-    fn check_entry(&self, ti: &TargetInfo, buf: &mut PageBuffer, unit: u64, entry: Entry) {
-        let Entry::Remapped { spare } = entry else { return };
+    /// next write to it relocates it); pending and moving units are left alone. Counted in
+    /// flight from before the lookup, so that an `unremap` does not free the spare unit under
+    /// the read (which would then see another unit's data or none).
+    fn check_entry(&self, ti: &TargetInfo, buf: &mut PageBuffer, unit: u64) {
+        let _counted = self.inflight.count();
+        let Some(Entry::Remapped { spare }) = self.scan_entry(unit) else { return };
         let bytes = self.layout.unit_sectors.saturating_mul(512);
         if buf.io(&self.spare, self.layout.sector_of(spare), bytes, BioOp::Read, false).is_ok() {
             return;

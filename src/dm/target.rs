@@ -413,6 +413,19 @@ pub trait Target: Sized + Send + Sync {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// Runs when a suspend starts, before dm waits for the device's I/O and for running
+    /// messages (process context). A target whose message may wait for I/O makes it give up
+    /// here, as dm-thin's pool stops its worker.
+    fn presuspend(&self, _ti: &TargetInfo) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Runs when a suspend that [`Target::presuspend`] saw start failed, and the device stays
+    /// live (process context).
+    fn presuspend_undo(&self, _ti: &TargetInfo) {
+        kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Runs after the device was suspended and all its I/O completed (dm-thin commits here).
     fn postsuspend(&self, _ti: &TargetInfo) {
         kernel::build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
@@ -561,6 +574,12 @@ impl<T: Target> Registration<T> {
             (*p).iterate_devices = Some(iterate_devices_callback::<T>);
             (*p).postsuspend = Some(postsuspend_callback::<T>);
             (*p).resume = Some(resume_callback::<T>);
+            if T::HAS_PRESUSPEND {
+                (*p).presuspend = Some(presuspend_callback::<T>);
+            }
+            if T::HAS_PRESUSPEND_UNDO {
+                (*p).presuspend_undo = Some(presuspend_undo_callback::<T>);
+            }
             if T::HAS_IO_HINTS {
                 (*p).io_hints = Some(io_hints_callback::<T>);
             }
@@ -776,6 +795,22 @@ unsafe extern "C" fn work_callback<T: Target>(work: *mut bindings::work_struct) 
         let instance = instance_of::<T>(ti);
         instance.target.work(&TargetInfo { ti }, DeferredBio::from_raw(bio, pb));
     }
+}
+
+/// # Safety
+/// dm calls it with a target built by `ctr_callback::<T>` and not yet destroyed.
+unsafe extern "C" fn presuspend_callback<T: Target>(ti: *mut bindings::dm_target) {
+    // SAFETY: presuspend runs between ctr and dtr (the caller's guarantee), in process context.
+    let instance = unsafe { instance_of::<T>(ti) };
+    instance.target.presuspend(&TargetInfo { ti });
+}
+
+/// # Safety
+/// dm calls it with a target built by `ctr_callback::<T>` and not yet destroyed.
+unsafe extern "C" fn presuspend_undo_callback<T: Target>(ti: *mut bindings::dm_target) {
+    // SAFETY: presuspend_undo runs between ctr and dtr (the caller's guarantee).
+    let instance = unsafe { instance_of::<T>(ti) };
+    instance.target.presuspend_undo(&TargetInfo { ti });
 }
 
 unsafe extern "C" fn postsuspend_callback<T: Target>(ti: *mut bindings::dm_target) {

@@ -26,3 +26,4 @@ pub mod scan;
 pub mod sysfs;
 pub mod summary;
 pub mod io_error;
+pub mod inflight;
