@@ -161,3 +161,64 @@ test_durability_spare_full_but_a_held_unit_commits_first() {
     assert_eq "$(dur_sector_sha /dev/mapper/r0 $u2)" "$(dur_file_sector_sha y4k $((u2 % 8)))" "sector $u2 of r0"
 }
 
+
+# A move's copy waits for the worker's writes, not only for the bios `map` sent. A 1 KiB write
+# over bad sector B and its neighbour B+1 fails on main; the worker relocates B, then rewrites
+# B+1 on main, where dm-delay holds writes for 3 s (reads pass at once). A `remap B+1` sent
+# then must copy B+1's new data (before: it copied the old data at once, and the worker's
+# write landed on main behind the remap: acknowledged and lost).
+test_durability_remap_waits_for_the_workers_writes() {
+    local bad=$((8 * 1000)) writer out t
+    dmr_load
+    random_file old 1
+    head -c 1024 old >old1k
+    write_at old1k "$MAIN" $((bad * 512)) direct
+    dmsetup create dly --table "0 $DUR_MAIN_SECTORS delay $MAIN 0 0 $MAIN 0 3000"
+    linear dspare "$SPARE" $DUR_SPARE_SECTORS >/dev/null
+    dust_on dust /dev/mapper/dly "$DUR_MAIN_SECTORS" >/dev/null
+    dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
+    dmsetup message dust 0 addbadblock $bad 255
+    random_file new 1
+    head -c 1024 new >new1k
+    dd if=new1k of=/dev/mapper/r0 bs=1024 seek=$((bad / 2)) oflag=direct conv=notrunc status=none &
+    writer=$!
+    # B's remap appears once the worker relocated it; its rewrite of B+1 is held on main then.
+    for ((t = 0; t < 300; t++)); do
+        [[ $(dmsetup message r0 0 list) == "$bad "* ]] && break
+        sleep 0.1
+    done
+    assert_match "$(dmsetup message r0 0 list)" "^$bad [0-9]+$" "B's remap by the worker"
+    sleep 0.5
+    out=$(dmsetup message r0 0 remap $((bad + 1)))
+    wait "$writer"
+    assert_match "$out" "^$((bad + 1)) [0-9]+$" "remap output"
+    assert_data new1k /dev/mapper/r0 $((bad * 512)) direct
+}
+
+# A move's wait for I/O in flight does not hold the table writer lock: a commit (what every
+# flush after a remap needs) goes on while a `remap` waits for a write held below the target
+# (before: the commit waited for the wait's end, up to 30 s).
+test_durability_commit_not_held_by_a_remap_drain() {
+    local writer mover t0 elapsed rc=0
+    dmr_load
+    linear mainraw "$MAIN" "$(sectors "$MAIN")" >/dev/null
+    dmsetup create r0 --table "0 $(sectors "$MAIN") $TARGET /dev/mapper/mainraw $SPARE"
+    dmsetup suspend --noflush mainraw
+    # The write reaches mainraw and waits there: in flight for dm-remap-v4.
+    dd if=/dev/zero of=/dev/mapper/r0 bs=4096 count=1 seek=100 oflag=direct status=none &
+    writer=$!
+    sleep 2
+    dmsetup message r0 0 remap 8 >remap.out 2>&1 &
+    mover=$!
+    sleep 2
+    t0=$(_now_ds)
+    dmsetup message r0 0 commit
+    elapsed=$(($(_now_ds) - t0))
+    dmsetup resume mainraw
+    wait "$writer"
+    wait "$mover" || rc=$?
+    echo "the commit took $((elapsed / 10)).$((elapsed % 10)) s while the remap waited"
+    ((elapsed < 100)) || fail "the commit waited $elapsed ds for the remap's drain"
+    ((rc == 0)) || fail "the remap failed once the write completed: $(cat remap.out)"
+    assert_match "$(cat remap.out)" "^8 [0-9]+$" "remap output"
+}
