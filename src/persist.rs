@@ -19,7 +19,7 @@ use crate::dm::{BioOp, DmDev, PageBuffer};
 use crate::remap_core::metadata::{
     self, classify, decode_superblock, encode_block, encode_superblock, layout_for,
     probe_sectors, BlockKind, BlockPos, Classification, CopyChecker, Fed, Layout,
-    MainFingerprint, RemapEntry, Superblock, BLOCK_BYTES, COPIES, ENTRIES_PER_BLOCK,
+    MainFingerprint, RemapBlock, RemapEntry, Superblock, BLOCK_BYTES, COPIES, ENTRIES_PER_BLOCK,
 };
 use core::ffi::CStr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
@@ -241,25 +241,41 @@ impl Image {
         Ok(report)
     }
 
-    /// Re-reads every copy that holds the last commit and compares it with the image; a copy
-    /// that differs or cannot be read is marked for a whole rewrite by the next commit (the
-    /// image becomes dirty). Returns how many were marked. Only meaningful when the image is
-    /// clean (no change waits for a commit). Sleeps.
-    pub(crate) fn verify_copies(&mut self, spare: &DmDev) -> u32 {
-        if self.dirty {
-            return 0;
+    /// Where a check of copy `copy` against the committed state starts, or `None` if there is
+    /// nothing to check: changes wait for a commit (the copies are behind the image by
+    /// design), or the copy does not hold the last commit (the next commit rewrites it).
+    pub(crate) fn check_start(&self, copy: usize) -> Option<CheckStart> {
+        let current = self.written.get(copy).is_some_and(|&w| w == self.sb.seq);
+        (!self.dirty && current).then_some(CheckStart { copy, sb: self.sb })
+    }
+
+    /// Compares a remap block read from a copy with the image. `None` if the image moved on
+    /// since `start` (a commit or a change came in between: the check is void).
+    pub(crate) fn matches(&self, start: &CheckStart, block: &RemapBlock<'_>) -> Option<bool> {
+        if self.dirty || self.sb.seq != start.sb.seq {
+            return None;
         }
-        let mut damaged: u32 = 0;
-        for copy in 0..COPIES {
-            if self.written[copy] == self.sb.seq && verify_copy(spare, self, copy).is_err() {
-                self.written[copy] = 0;
-                damaged = damaged.saturating_add(1);
+        let data_start = self.sb.layout.data_start();
+        Some(block.entries().all(|(spare_unit, entry)| {
+            let ours = spare_unit
+                .checked_sub(data_start)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.array.get(i).copied());
+            ours.is_some() && ours == entry.to_raw()
+        }))
+    }
+
+    /// Marks the copy of `start` for a whole rewrite by the next commit (the image becomes
+    /// dirty), if it still holds the commit the check started from. Returns whether it did.
+    pub(crate) fn mark_damaged(&mut self, start: &CheckStart) -> bool {
+        match self.written.get_mut(start.copy) {
+            Some(w) if *w == start.sb.seq && self.sb.seq == start.sb.seq => {
+                *w = 0;
+                self.dirty = true;
+                true
             }
+            _ => false,
         }
-        if damaged > 0 {
-            self.dirty = true;
-        }
-        damaged
     }
 
     fn write_copy(&mut self, spare: &DmDev, copy: usize, sb: &Superblock, pending: &[u64]) -> Result {
@@ -459,9 +475,12 @@ fn load(
             Ok(()) => {
                 // Every other copy: up to date, or to be rewritten whole by the commit below.
                 let mut repaired: u32 = 0;
+                let mut reader = CopyReader::new().map_err(no_memory)?;
                 for copy in 0..COPIES {
+                    let start = CheckStart { copy, sb };
                     let current = copy == choice.copy
-                        || (!choice.needs_rewrite(copy) && verify_copy(spare, &mut image, copy).is_ok());
+                        || (!choice.needs_rewrite(copy)
+                            && matches!(reader.check(spare, &start, |block| image.matches(&start, block)), Verdict::Intact));
                     image.written[copy] = if current { sb.seq } else { 0 };
                     if !current {
                         repaired = repaired.saturating_add(1);
@@ -534,28 +553,77 @@ fn read_copy(spare: &DmDev, image: &mut Image, copy: usize, pending: &mut KVVec<
     Ok(())
 }
 
-/// Checks that copy `copy` holds exactly the image's state, block by block.
-fn verify_copy(spare: &DmDev, image: &mut Image, copy: usize) -> Result {
-    let sb = image.sb;
-    let sector = sb.layout.block_sector(copy, BlockPos::Superblock).ok_or(EINVAL)?;
-    image.io.read(spare, sector)?;
-    let theirs = decode_superblock(&image.io.block).map_err(|_| EINVAL)?;
-    if !theirs.same_state(&sb) {
-        return Err(EINVAL);
+/// What a check of one copy compares against: the copy and the committed superblock.
+pub(crate) struct CheckStart {
+    copy: usize,
+    sb: Superblock,
+}
+
+/// How a check of one copy ended.
+pub(crate) enum Verdict {
+    /// The copy holds the committed state.
+    Intact,
+    /// The copy differs, fails its checksums or cannot be read.
+    Damaged,
+    /// The image changed during the check; nothing can be said.
+    Overtaken,
+}
+
+/// Reads metadata copies for a check, with buffers of its own: the reads happen without the
+/// table lock, and only each block's comparison with the image takes it (so a flush that must
+/// commit waits for one comparison, not for five copies to be read).
+pub(crate) struct CopyReader {
+    io: BlockIo,
+}
+
+impl CopyReader {
+    /// # Errors
+    /// `ENOMEM`.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self { io: BlockIo::new()? })
     }
-    let mut checker = CopyChecker::new(copy, &theirs).map_err(|_| EINVAL)?;
-    while let Some(sector) = checker.next_sector() {
-        image.io.read(spare, sector)?;
-        if let Fed::Remap(block) = checker.feed(&image.io.block).map_err(|_| EINVAL)? {
-            for (spare_unit, entry) in block.entries() {
-                let index = spare_unit.checked_sub(sb.layout.data_start()).ok_or(EINVAL)?;
-                let ours = image.array.get(usize::try_from(index).map_err(|_| EINVAL)?).copied();
-                if ours != entry.to_raw() {
-                    return Err(EINVAL);
-                }
+
+    /// Reads the copy of `start` block by block and checks it: its superblock states the
+    /// committed state, every block passes the codec's checks, and `compare` (given each remap
+    /// block; it locks the image and calls [`Image::matches`]) finds every entry equal. Sleeps.
+    pub(crate) fn check(
+        &mut self,
+        spare: &DmDev,
+        start: &CheckStart,
+        mut compare: impl FnMut(&RemapBlock<'_>) -> Option<bool>,
+    ) -> Verdict {
+        let damaged = |_| Verdict::Damaged;
+        let Some(sector) = start.sb.layout.block_sector(start.copy, BlockPos::Superblock) else {
+            return Verdict::Damaged;
+        };
+        if self.io.read(spare, sector).is_err() {
+            return Verdict::Damaged;
+        }
+        let theirs = match decode_superblock(&self.io.block) {
+            Ok(sb) if sb.same_state(&start.sb) => sb,
+            _ => return Verdict::Damaged,
+        };
+        let mut checker = match CopyChecker::new(start.copy, &theirs) {
+            Ok(checker) => checker,
+            Err(e) => return damaged(e),
+        };
+        while let Some(sector) = checker.next_sector() {
+            if self.io.read(spare, sector).is_err() {
+                return Verdict::Damaged;
+            }
+            match checker.feed(&self.io.block) {
+                Ok(Fed::Remap(block)) => match compare(&block) {
+                    Some(true) => {}
+                    Some(false) => return Verdict::Damaged,
+                    None => return Verdict::Overtaken,
+                },
+                Ok(Fed::Pending(_)) => {}
+                Err(e) => return damaged(e),
             }
         }
+        match checker.finish() {
+            Ok(_) => Verdict::Intact,
+            Err(e) => damaged(e),
+        }
     }
-    checker.finish().map_err(|_| EINVAL)?;
-    Ok(())
 }

@@ -17,8 +17,10 @@
 #![forbid(unsafe_code)]
 
 use crate::dm::{BioOp, NoIoScope, PageBuffer, RcuReadGuard, TargetInfo, MAX_BUFFER_PAGES};
+use crate::persist::{CopyReader, Verdict};
 use crate::remap::Remap;
 use crate::remap_core::message::ScanCommand;
+use crate::remap_core::metadata::COPIES;
 use crate::remap_core::remap_table::Entry;
 use crate::remap_core::scan::{self as plan, ScanReport, ScanState};
 use crate::remap_core::sysfs::Setting;
@@ -373,18 +375,32 @@ impl Remap {
         true
     }
 
-    /// Compares the metadata copies with the in-memory state; rewrites damaged ones.
+    /// Compares the metadata copies with the committed state; rewrites damaged ones. The
+    /// copies are read without the table lock, which each block's comparison takes: a flush
+    /// that must commit meanwhile waits for one comparison (`persist::CopyReader`). A commit
+    /// during the check voids it for the copies not yet done.
     fn verify_metadata(&self, ti: &TargetInfo) {
         let _noio = NoIoScope::new();
-        let damaged = {
-            let mut table = self.table.writer();
-            if self.table.is_dirty() && table.commit(&self.spare).is_err() {
-                return;
+        let Ok(mut reader) = CopyReader::new() else { return };
+        let mut damaged: u64 = 0;
+        for copy in 0..COPIES {
+            let start = {
+                let mut table = self.table.writer();
+                if self.table.is_dirty() && self.commit_locked(ti, &mut table).is_err() {
+                    return;
+                }
+                table.check_start(copy)
+            };
+            let Some(start) = start else { continue };
+            let verdict = reader.check(&self.spare, &start, |block| self.table.writer().matches(&start, block));
+            if let Verdict::Damaged = verdict {
+                if self.table.writer().mark_damaged(&start) {
+                    damaged = damaged.saturating_add(1);
+                }
             }
-            table.verify_metadata(&self.spare)
-        };
+        }
         if damaged > 0 {
-            self.stats.metadata_repairs.fetch_add(u64::from(damaged), Relaxed);
+            self.stats.metadata_repairs.fetch_add(damaged, Relaxed);
             pr_warn!("{}: scan: rewriting {} damaged metadata copies\n", ti.device_name(), damaged);
             let _ = self.commit(ti);
         }

@@ -11,8 +11,8 @@
 #![forbid(unsafe_code)]
 
 use crate::dm::{DmDev, RcuBox, RcuReadGuard};
-use crate::persist::{CommitReport, Image};
-use crate::remap_core::metadata::{Layout as MetadataLayout, MainFingerprint, RemapEntry};
+use crate::persist::{CheckStart, CommitReport, Image};
+use crate::remap_core::metadata::{Layout as MetadataLayout, MainFingerprint, RemapBlock, RemapEntry};
 use crate::remap_core::region_map::{self, RegionMap};
 use crate::remap_core::remap_table::{self, Counts, Entry, InsertOutcome, Slot};
 use crate::remap_core::spare_alloc::{SpareAllocator, SpareExhausted};
@@ -305,14 +305,24 @@ impl TableWriter<'_> {
         Ok(report)
     }
 
-    /// Checks the metadata copies against the committed state (see `Image::verify_copies`);
-    /// damaged copies are rewritten by the next commit. Returns how many. Sleeps.
-    pub(crate) fn verify_metadata(&mut self, spare: &DmDev) -> u32 {
-        let damaged = self.w.image.verify_copies(spare);
-        if damaged > 0 {
+    /// Where a check of metadata copy `copy` starts (see [`Image::check_start`]).
+    pub(crate) fn check_start(&self, copy: usize) -> Option<CheckStart> {
+        self.w.image.check_start(copy)
+    }
+
+    /// Compares a remap block of a copy with the committed state (see [`Image::matches`]).
+    pub(crate) fn matches(&self, start: &CheckStart, block: &RemapBlock<'_>) -> Option<bool> {
+        self.w.image.matches(start, block)
+    }
+
+    /// Marks a copy found damaged for a whole rewrite by the next commit (see
+    /// [`Image::mark_damaged`]). Returns whether it did.
+    pub(crate) fn mark_damaged(&mut self, start: &CheckStart) -> bool {
+        let marked = self.w.image.mark_damaged(start);
+        if marked {
             self.changed();
         }
-        damaged
+        marked
     }
 
     /// The spare layout of the metadata this table commits to, and the main device it was
