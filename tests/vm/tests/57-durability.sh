@@ -222,3 +222,47 @@ test_durability_commit_not_held_by_a_remap_drain() {
     ((rc == 0)) || fail "the remap failed once the write completed: $(cat remap.out)"
     assert_match "$(cat remap.out)" "^8 [0-9]+$" "remap output"
 }
+
+# A write to a remapped unit whose spare unit fails, retried by the worker while an `unremap`
+# gives the unit back to main, is written to main: the failed spare unit is no longer the
+# unit's (it is free, and may be handed out again), so it is neither marked bad nor replaced.
+# Spare unit S is its own one-sector device whose writes dm-delay holds 3 s and dm-flakey then
+# fails, so the write fails twice (map, then the worker's retry) 3 s apart; the unremap comes
+# during the retry. (Before: the retry was not waited for; the worker then gave the unit a new
+# spare unit and marked S bad though the unremap had freed it.)
+test_durability_retry_after_unremap_goes_to_main() {
+    local u=20000 s total writer out
+    dmr_load
+    linear sp "$SPARE" $DUR_SPARE_SECTORS >/dev/null
+    dmsetup create r0 --table "$(dmr_table "$MAIN" /dev/mapper/sp)"
+    s=$(first_spare_sector r0 /dev/mapper/sp)
+    out=$(dmsetup message r0 0 remap $u)
+    assert_eq "$out" "$u $s" "remap output (the first data-area unit)"
+    random_file x 1
+    head -c 512 x >x512
+    write_at x512 /dev/mapper/r0 $((u * 512)) direct
+    # S alone behind dm-delay (writes 3 s) over dm-flakey (every write fails, reads pass).
+    linear flk "$SPARE" 1 "$s" >/dev/null
+    dmsetup create dlys --table "0 1 delay /dev/mapper/flk 0 0 /dev/mapper/flk 0 3000"
+    dmsetup suspend flk
+    dmsetup load flk --table "0 1 flakey $SPARE $s 0 1 1 error_writes"
+    dmsetup resume flk
+    dmsetup suspend sp
+    dmsetup load sp --table "0 $s linear $SPARE 0
+$s 1 linear /dev/mapper/dlys 0
+$((s + 1)) $((DUR_SPARE_SECTORS - s - 1)) linear $SPARE $((s + 1))"
+    dmsetup resume sp
+    random_file y 1
+    head -c 512 y >y512
+    dd if=y512 of=/dev/mapper/r0 bs=512 seek=$u oflag=direct conv=notrunc status=none &
+    writer=$!
+    # The bio fails at 3 s; the worker's retry of S is held until 6 s.
+    sleep 4.5
+    assert_eq "$(dmsetup message r0 0 unremap $u)" "$u" "unremap output"
+    wait "$writer"
+    assert_eq "$(dmsetup message r0 0 list)" "" "remaps after the retry (the unit is main's again)"
+    total=$(dmr_status_field r0 5 | cut -d/ -f2)
+    assert_eq "$(dmr_status_field r0 5)" "0/$total" "spare units used (none bad, none remapped)"
+    assert_data y512 /dev/mapper/r0 $((u * 512)) direct
+    assert_data y512 "$MAIN" $((u * 512)) direct
+}
