@@ -163,10 +163,10 @@ test_durability_spare_full_but_a_held_unit_commits_first() {
 
 
 # A move's copy waits for the worker's writes, not only for the bios `map` sent. A 1 KiB write
-# over bad sector B and its neighbour B+1 fails on main; the worker relocates B, then rewrites
-# B+1 on main, where dm-delay holds writes for 3 s (reads pass at once). A `remap B+1` sent
-# then must copy B+1's new data (before: it copied the old data at once, and the worker's
-# write landed on main behind the remap: acknowledged and lost).
+# over bad sector B and its neighbour B+1 (which fails one write only) fails on main; the
+# worker relocates B, then rewrites B+1 on main, where dm-delay holds writes for 3 s (reads
+# pass at once). A `remap B+1` sent then must copy B+1's new data (before: it copied the old
+# data at once, and the worker's write landed on main behind the remap: acknowledged, lost).
 test_durability_remap_waits_for_the_workers_writes() {
     local bad=$((8 * 1000)) writer out t
     dmr_load
@@ -178,6 +178,7 @@ test_durability_remap_waits_for_the_workers_writes() {
     dust_on dust /dev/mapper/dly "$DUR_MAIN_SECTORS" >/dev/null
     dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
     dmsetup message dust 0 addbadblock $bad 255
+    dmsetup message dust 0 addbadblock $((bad + 1)) 1
     random_file new 1
     head -c 1024 new >new1k
     dd if=new1k of=/dev/mapper/r0 bs=1024 seek=$((bad / 2)) oflag=direct conv=notrunc status=none &
