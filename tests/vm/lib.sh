@@ -268,6 +268,18 @@ dust_main() { # [BLOCK_BYTES]
     dust_on dust "$MAIN" "$(sectors "$MAIN")" "${1:-512}"
 }
 
+# Creates r0 (dm-remap-v4) over a dm-linear `mainraw` of MAIN and SPARE, suspends mainraw and
+# starts a 4 KiB O_DIRECT write to r0 that waits there: in flight for dm-remap-v4 until
+# `dmsetup resume mainraw`. The writer's pid goes to HELD_WRITER.
+r0_with_held_write() {
+    linear mainraw "$MAIN" "$(sectors "$MAIN")" >/dev/null
+    dmsetup create r0 --table "0 $(sectors "$MAIN") $TARGET /dev/mapper/mainraw $SPARE"
+    dmsetup suspend --noflush mainraw
+    dd if=/dev/zero of=/dev/mapper/r0 bs=4096 count=1 seek=100 oflag=direct status=none &
+    HELD_WRITER=$!
+    sleep 2
+}
+
 # dm-dust device NAME over the first SECTORS of DEV, blocks of BLOCK_BYTES (default 512),
 # failing reads of its bad blocks and quiet about them; prints its path.
 dust_on() { # NAME DEV SECTORS [BLOCK_BYTES]

@@ -248,20 +248,14 @@ test_remap_fio_verify_under_faults() {
 # main is a suspended linear device, which queues it) makes the message give up with EBUSY
 # after 30 s of wall time, not after 30000 sleeps of at least a jiffy each (240 s at HZ=250).
 test_remap_drain_gives_up_after_30s() {
-    local t0 elapsed writer rc=0
+    local t0 elapsed rc=0
     dmr_load
-    linear mainraw "$MAIN" "$(sectors "$MAIN")" >/dev/null
-    dmsetup create r0 --table "0 $(sectors "$MAIN") $TARGET /dev/mapper/mainraw $SPARE"
-    dmsetup suspend --noflush mainraw
-    # The write reaches mainraw and waits there: in flight for dm-remap-v4.
-    dd if=/dev/zero of=/dev/mapper/r0 bs=4096 count=1 seek=100 oflag=direct status=none &
-    writer=$!
-    sleep 2
+    r0_with_held_write
     t0=$(_now_ds)
     dmsetup message r0 0 remap 8 2>err || rc=$?
     elapsed=$(($(_now_ds) - t0))
     dmsetup resume mainraw
-    wait "$writer"
+    wait "$HELD_WRITER"
     echo "remap gave up after $((elapsed / 10)).$((elapsed % 10)) s: $(cat err)"
     ((rc != 0)) || fail "remap succeeded while a write was held in flight"
     assert_match "$(cat err)" "busy" "the refusal"

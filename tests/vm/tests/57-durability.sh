@@ -200,15 +200,9 @@ test_durability_remap_waits_for_the_workers_writes() {
 # flush after a remap needs) goes on while a `remap` waits for a write held below the target
 # (before: the commit waited for the wait's end, up to 30 s).
 test_durability_commit_not_held_by_a_remap_drain() {
-    local writer mover t0 elapsed rc=0
+    local mover t0 elapsed rc=0
     dmr_load
-    linear mainraw "$MAIN" "$(sectors "$MAIN")" >/dev/null
-    dmsetup create r0 --table "0 $(sectors "$MAIN") $TARGET /dev/mapper/mainraw $SPARE"
-    dmsetup suspend --noflush mainraw
-    # The write reaches mainraw and waits there: in flight for dm-remap-v4.
-    dd if=/dev/zero of=/dev/mapper/r0 bs=4096 count=1 seek=100 oflag=direct status=none &
-    writer=$!
-    sleep 2
+    r0_with_held_write
     dmsetup message r0 0 remap 8 >remap.out 2>&1 &
     mover=$!
     sleep 2
@@ -216,7 +210,7 @@ test_durability_commit_not_held_by_a_remap_drain() {
     dmsetup message r0 0 commit
     elapsed=$(($(_now_ds) - t0))
     dmsetup resume mainraw
-    wait "$writer"
+    wait "$HELD_WRITER"
     wait "$mover" || rc=$?
     echo "the commit took $((elapsed / 10)).$((elapsed % 10)) s while the remap waited"
     ((elapsed < 100)) || fail "the commit waited $elapsed ds for the remap's drain"
