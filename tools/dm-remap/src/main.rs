@@ -3,16 +3,19 @@
 //! `dm-remap`: the operator tool for dm-remap-v4 devices. Manual: `docs/dm-remap.8.md`.
 //!
 //! Every failure prints one line, `dm-remap: <message>`, on standard error and exits with the
-//! status of its [`error::Kind`]; usage errors exit with 2 (clap's). Only `create`, `remove`,
-//! `repair`, `import` and `discover --create` change anything.
+//! status of its [`error::Kind`]; usage errors exit with 2 (clap's). `status` exits 0 or, when
+//! it succeeded, with a health code from 20 up ([`status::health_exit_code`]). Only `create`,
+//! `remove`, `repair`, `import` and `discover --create` change anything.
 
 mod create;
 mod device;
 mod discover;
 mod dm;
 mod error;
+mod identity;
 mod import;
 mod offline;
+mod prometheus;
 mod remaptab;
 mod spare;
 mod status;
@@ -26,6 +29,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "dm-remap", version, about)]
 struct Cli {
+    /// Print nothing on standard output (errors still go to standard error; the exit status
+    /// tells the outcome).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,12 +59,17 @@ enum Command {
         /// The /dev/mapper name.
         name: String,
     },
-    /// Counters, health, spare use and scan progress of one or all devices.
+    /// Counters, health, spare use and scan progress of one or all devices; exits by health
+    /// (0 ok, 20 degraded, 21 spare low, 22 spare full or failed).
     Status {
         /// The /dev/mapper name (all dm-remap-v4 devices if absent).
         name: Option<String>,
-        #[command(flatten)]
-        json: Json,
+        /// Print JSON instead of text (with the disks' identities).
+        #[arg(long, conflicts_with = "prometheus")]
+        json: bool,
+        /// Print metrics for node_exporter's textfile collector (exits 0 whatever the health).
+        #[arg(long)]
+        prometheus: bool,
     },
     /// The remapped and pending units of device NAME.
     List {
@@ -168,8 +180,35 @@ fn run_import(args: &ImportArgs) -> error::Result<String> {
     })
 }
 
-fn run(cli: &Cli) -> Outcome {
+/// A command's outcome with its exit status on success: 0, or `status`'s health code.
+type Run = (String, error::Result<u8>);
+
+/// An [`Outcome`] that exits 0 on success.
+fn ok0((text, result): Outcome) -> Run {
+    (text, result.map(|()| 0))
+}
+
+/// Runs the command.
+fn run(cli: &Cli) -> Run {
     match &cli.command {
+        Command::Status { name, json, prometheus } => {
+            let format = match (json, prometheus) {
+                (_, true) => status::Format::Prometheus,
+                (true, false) => status::Format::Json,
+                (false, false) => status::Format::Table,
+            };
+            match with_dm(|dm| status::status(dm, name.as_deref(), format)) {
+                Ok((text, code)) => (text, Ok(code)),
+                Err(e) => (String::new(), Err(e)),
+            }
+        }
+        other => ok0(run_simple(other)),
+    }
+}
+
+/// The commands that return their whole output.
+fn run_simple(command: &Command) -> Outcome {
+    match command {
         Command::Create { name, main, spare, format, dry_run } => outcome(create::plan(name, main, spare, *format).and_then(|plan| {
             if *dry_run {
                 Ok(format!("{}\n", plan.table_line()))
@@ -178,7 +217,6 @@ fn run(cli: &Cli) -> Outcome {
             }
         })),
         Command::Remove { name } => outcome(with_dm(|dm| create::remove(dm, name))),
-        Command::Status { name, json } => outcome(with_dm(|dm| status::status(dm, name.as_deref(), json.json))),
         Command::List { name, json } => outcome(with_dm(|dm| status::list(dm, name, json.json))),
         Command::Check { spare } => offline::check(spare),
         Command::Dump { spare, json } => offline::dump(spare, json.json),
@@ -188,17 +226,19 @@ fn run(cli: &Cli) -> Outcome {
             Err(e) => (String::new(), Err(e)),
         },
         Command::Import(args) => outcome(run_import(args)),
+        // Run by `run` itself (its exit status differs); never reached.
+        Command::Status { .. } => (String::new(), Err(Error::new(Kind::BadInput, "internal: status is run by run()"))),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut stdout: Box<dyn Write> = if cli.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout().lock()) };
     let (text, result) = run(&cli);
-    let mut stdout = std::io::stdout().lock();
     // A closed pipe (`dm-remap dump | head`) is not an error of the command.
     let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("dm-remap: {e}");
             ExitCode::from(e.kind.exit_code())
