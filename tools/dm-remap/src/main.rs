@@ -5,7 +5,8 @@
 //! Every failure prints one line, `dm-remap: <message>`, on standard error and exits with the
 //! status of its [`error::Kind`]; usage errors exit with 2 (clap's). `status` exits 0 or, when
 //! it succeeded, with a health code from 20 up ([`status::health_exit_code`]). Only `create`,
-//! `remove`, `repair`, `import` and `discover --create` change anything.
+//! `remove`, `repair`, `import`, `discover --create` and the message commands (`unremap`,
+//! `clear-pending`, `commit`, `scan`, `message`) change anything.
 
 mod create;
 mod device;
@@ -15,6 +16,7 @@ mod error;
 mod identity;
 mod import;
 mod offline;
+mod ops;
 mod prometheus;
 mod remaptab;
 mod spare;
@@ -23,6 +25,7 @@ mod status;
 use clap::{Args, Parser, Subcommand};
 use error::{outcome, Error, Kind, Outcome};
 use std::io::Write;
+use ops::ScanAction;
 use std::process::ExitCode;
 
 /// Operator tool for dm-remap-v4 devices (see dm-remap(8)).
@@ -111,6 +114,41 @@ enum Command {
     },
     /// Mark known-bad sectors of device NAME's main disk through `remap` messages.
     Import(ImportArgs),
+    /// Copy the unit holding SECTOR of device NAME back to main and drop its remap.
+    Unremap {
+        /// The /dev/mapper name.
+        name: String,
+        /// A sector of the unit (512-byte sectors from the start of the device).
+        sector: u64,
+    },
+    /// Forget that the unit holding SECTOR of device NAME failed a read.
+    ClearPending {
+        /// The /dev/mapper name.
+        name: String,
+        /// A sector of the unit (512-byte sectors from the start of the device).
+        sector: u64,
+    },
+    /// Write device NAME's metadata changes to the spare now.
+    Commit {
+        /// The /dev/mapper name.
+        name: String,
+    },
+    /// Control device NAME's background scan.
+    Scan {
+        /// `start` (enable), `stop` (disable) or `now` (a new pass from sector 0).
+        #[arg(value_enum)]
+        action: ScanAction,
+        /// The /dev/mapper name.
+        name: String,
+    },
+    /// Send MESSAGE to device NAME, or without MESSAGE each line of standard input in turn.
+    Message {
+        /// The /dev/mapper name.
+        name: String,
+        /// The message (`docs/messages.md`), e.g. `list` or `remap 4096`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        message: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -188,8 +226,9 @@ fn ok0((text, result): Outcome) -> Run {
     (text, result.map(|()| 0))
 }
 
-/// Runs the command.
-fn run(cli: &Cli) -> Run {
+/// Runs the command. Output of `message` goes to `out` as each reply arrives; every other
+/// command's is returned.
+fn run(cli: &Cli, out: &mut dyn Write) -> Run {
     match &cli.command {
         Command::Status { name, json, prometheus } => {
             let format = match (json, prometheus) {
@@ -201,6 +240,11 @@ fn run(cli: &Cli) -> Run {
                 Ok((text, code)) => (text, Ok(code)),
                 Err(e) => (String::new(), Err(e)),
             }
+        }
+        Command::Message { name, message } => {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            (String::new(), with_dm(|dm| ops::message(dm, name, message, &mut input, out)).map(|()| 0))
         }
         other => ok0(run_simple(other)),
     }
@@ -226,15 +270,19 @@ fn run_simple(command: &Command) -> Outcome {
             Err(e) => (String::new(), Err(e)),
         },
         Command::Import(args) => outcome(run_import(args)),
-        // Run by `run` itself (its exit status differs); never reached.
-        Command::Status { .. } => (String::new(), Err(Error::new(Kind::BadInput, "internal: status is run by run()"))),
+        Command::Unremap { name, sector } => outcome(with_dm(|dm| ops::unremap(dm, name, *sector))),
+        Command::ClearPending { name, sector } => outcome(with_dm(|dm| ops::clear_pending(dm, name, *sector))),
+        Command::Commit { name } => outcome(with_dm(|dm| ops::commit(dm, name))),
+        Command::Scan { action, name } => outcome(with_dm(|dm| ops::scan(dm, name, *action))),
+        // Run by `run` itself (their exit status or output differ); never reached.
+        Command::Status { .. } | Command::Message { .. } => (String::new(), Err(Error::new(Kind::BadInput, "internal: status and message are run by run()"))),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut stdout: Box<dyn Write> = if cli.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout().lock()) };
-    let (text, result) = run(&cli);
+    let (text, result) = run(&cli, &mut stdout);
     // A closed pipe (`dm-remap dump | head`) is not an error of the command.
     let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
     match result {

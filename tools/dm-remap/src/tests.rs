@@ -296,6 +296,15 @@ fn every_subcommand_parses_its_arguments() {
         "status --prometheus",
         "-q status r0",
         "status r0 --quiet --json",
+        "unremap r0 4096",
+        "clear-pending r0 4096",
+        "commit r0",
+        "scan start r0",
+        "scan stop r0",
+        "scan now r0",
+        "message r0",
+        "message r0 remap 4096",
+        "message r0 list 0 10",
     ];
     for args in ok {
         assert!(parse(args).is_ok(), "{args}: {:?}", parse(args).err());
@@ -318,6 +327,15 @@ fn every_subcommand_parses_its_arguments() {
         "import r0 --badblocks a --block-size x",
         "check /dev/vdb --json",
         "status --json --prometheus",
+        "unremap r0",
+        "unremap r0 -1",
+        "unremap r0 x",
+        "clear-pending r0",
+        "commit",
+        "commit r0 r1",
+        "scan r0",
+        "scan pause r0",
+        "message",
     ];
     for args in bad {
         let err = parse(args).err().unwrap_or_else(|| panic!("{args}: accepted"));
@@ -329,7 +347,11 @@ fn every_subcommand_parses_its_arguments() {
         Command::Import(a) => assert_eq!(run_import(&a).unwrap_err().kind, Kind::BadInput),
         other => panic!("{other:?}"),
     }
-    assert!(parse("-q status").unwrap().quiet && parse("status r0 --quiet").unwrap().quiet);
+    match parse("message r0 list 0 10").unwrap().command {
+        Command::Message { name, message } => assert_eq!((name.as_str(), message.join(" ").as_str()), ("r0", "list 0 10")),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse("-q commit r0").unwrap().quiet && parse("commit r0 --quiet").unwrap().quiet);
     match parse("import r0 --ddrescue-map m").unwrap().command {
         Command::Import(a) => assert_eq!((a.source.ddrescue_map.as_deref(), a.block_size), (Some("m"), None)),
         other => panic!("{other:?}"),
@@ -717,4 +739,22 @@ fn identities_come_from_the_table_and_the_spare_s_metadata() {
     assert_eq!(identity::spare_uuid("/nonexistent"), None);
     // No by-id folder (no udev): no stable names, not an error.
     assert!(identity::by_id_links((8, 16), Path::new("/nonexistent")).is_empty());
+}
+
+#[test]
+fn refused_messages_are_explained_in_the_operator_s_words() {
+    let dev = dm::RemapDevice { name: "r0".into(), devno: (253, 3), start: 0, len: 1000 };
+    let refusal = |errno| dm::MessageRefusal { errno: Some(errno), text: "EINVAL: Invalid argument".into() };
+    let e = ops::refusal_error(&dev, "unremap 5000", &refusal(libc::EINVAL));
+    assert_eq!((e.kind, e.message.as_str()), (Kind::Refused, "r0: 'unremap 5000' refused: Sector beyond the end of the target (EINVAL)"));
+    let e = ops::refusal_error(&dev, "unremap 8", &refusal(libc::EINVAL));
+    assert_eq!(e.message, "r0: 'unremap 8' refused: Sector is not remapped (EINVAL)");
+    let e = ops::refusal_error(&dev, "frobnicate", &refusal(libc::EINVAL));
+    assert_eq!(e.message, "r0: 'frobnicate' refused: Unknown message verb (try 'help') (EINVAL)");
+    assert_eq!(ops::refusal_error(&dev, "unremap 8", &refusal(libc::EIO)).kind, Kind::Device);
+    assert_eq!(ops::refusal_error(&dev, "remap 8", &refusal(libc::EBUSY)).kind, Kind::Busy);
+    let full = dm::MessageRefusal { errno: Some(libc::ENOSPC), text: "ENOSPC: No space left on device".into() };
+    assert_eq!(ops::refusal_error(&dev, "remap 8", &full).message, "r0: 'remap 8' refused: Spare device full (ENOSPC)");
+    let other = dm::MessageRefusal { errno: None, text: "no such device".into() };
+    assert_eq!(ops::refusal_error(&dev, "list", &other).message, "r0: 'list' refused: no such device");
 }
