@@ -405,6 +405,9 @@ test_cli_message_verbs() {
     expect_exit 4 message r0 <messages
     assert_eq "$(cat out)" "$(dmsetup message r0 0 list $at 1)" "output before the refusal"
     assert_eq "$(cat err)" "dm-remap: r0: 'frobnicate' refused: Unknown message verb (try 'help') (EINVAL) (line 3; 1 messages before it were sent)" "refusal"
+    # lib.sh's dm_messages sends through the tool here (its refusal is the tool's).
+    ! echo frobnicate | dm_messages r0 2>err || fail "dm_messages accepted an unknown verb"
+    assert_match "$(cat err)" "^dm-remap: r0: 'frobnicate' refused" "dm_messages through the tool"
     expect_exit 10 message dust list
     assert_eq "$(cat err)" "dm-remap: dust: not a $TARGET device" "message to another target"
     expect_exit 10 commit r1
