@@ -44,7 +44,7 @@ fn parse_refusal(message: &str, sectors: u64) -> Option<&'static str> {
 }
 
 /// The error for `message` refused by device `dev`: the reason (from the errno, the verb and
-/// the core parser) and a kind by errno — `EINVAL`, `ENOSPC`: [`Kind::Refused`]; `EIO`:
+/// the core parser) and a kind by errno — `EINVAL`, `ENOSPC`, `EROFS`: [`Kind::Refused`]; `EIO`:
 /// [`Kind::Device`]; `EBUSY`: [`Kind::Busy`]; anything else: [`Kind::DeviceMapper`].
 pub fn refusal_error(dev: &RemapDevice, message: &str, refusal: &MessageRefusal) -> Error {
     let verb = message.split_ascii_whitespace().next().unwrap_or("");
@@ -58,6 +58,11 @@ pub fn refusal_error(dev: &RemapDevice, message: &str, refusal: &MessageRefusal)
             },
         ),
         Some(libc::ENOSPC) => (Kind::Refused, "Spare device full".into()),
+        // A module with the metadata failure mode refuses changes to the table in `read_only`.
+        Some(libc::EROFS) => (
+            Kind::Refused,
+            "Metadata is read-only after a failed commit: remove the device and run dm-remap repair on the spare".into(),
+        ),
         Some(libc::EIO) => (
             Kind::Device,
             match verb {

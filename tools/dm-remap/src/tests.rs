@@ -755,6 +755,9 @@ fn refused_messages_are_explained_in_the_operator_s_words() {
     assert_eq!(ops::refusal_error(&dev, "remap 8", &refusal(libc::EBUSY)).kind, Kind::Busy);
     let full = dm::MessageRefusal { errno: Some(libc::ENOSPC), text: "ENOSPC: No space left on device".into() };
     assert_eq!(ops::refusal_error(&dev, "remap 8", &full).message, "r0: 'remap 8' refused: Spare device full (ENOSPC)");
+    let read_only = dm::MessageRefusal { errno: Some(libc::EROFS), text: "EROFS: Read-only file system".into() };
+    let e = ops::refusal_error(&dev, "clear_pending 8", &read_only);
+    assert_eq!((e.kind, e.message.as_str()), (Kind::Refused, "r0: 'clear_pending 8' refused: Metadata is read-only after a failed commit: remove the device and run dm-remap repair on the spare (EROFS)"));
     let other = dm::MessageRefusal { errno: None, text: "no such device".into() };
     assert_eq!(ops::refusal_error(&dev, "list", &other).message, "r0: 'list' refused: no such device");
 }
