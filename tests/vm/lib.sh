@@ -257,9 +257,19 @@ first_spare_sector() { # DEV SPARE
 }
 
 # Sends the messages on stdin (one per line) to dm device NAME through one process: starting
-# dmsetup once per message costs ~0.15 s under TCG.
+# dmsetup once per message costs ~0.15 s under TCG. Prints each message's output; the first
+# refused message fails. A dm-remap-v4 device gets them from the operator tool
+# (`dm-remap message NAME`) when the run has it (DMR_CLI: the vm and vm7 phases of
+# scripts/test); other targets (dm-dust) and runs without the tool (the debug and dkms-vm
+# phases, which do not build it) use dm_message.py, which the tool's output matches.
 dm_messages() { # NAME
-    python3 "$DMR_REPO/tests/vm/dm_message.py" "$1"
+    local bin=${DMR_CLI:-}
+    [[ -z $bin || $bin == /* ]] || bin=$DMR_REPO/$bin
+    if [[ -n $bin && -x $bin && $(dmsetup table "$1" 2>/dev/null) == *" $TARGET "* ]]; then
+        "$bin" message "$1"
+    else
+        python3 "$DMR_REPO/tests/vm/dm_message.py" "$1"
+    fi
 }
 
 # Makes dm-dust device "dust" over MAIN with BLOCK-byte blocks, enabled and quiet; prints its

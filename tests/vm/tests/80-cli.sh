@@ -4,7 +4,9 @@
 # The operator tool `dm-remap` (tools/dm-remap) against the real module: create/remove and
 # their refusals, status --json against status and sysfs, dump against the module's own list,
 # repair accepted by the module, discover --create after a module reload, import of a
-# badblocks list and a ddrescue mapfile. The tool is built on the host (scripts/test, phase
+# badblocks list and a ddrescue mapfile, status's exit status by health (pending, spare low,
+# spare full), its JSON disk identities and Prometheus metrics, the message verbs (unremap,
+# clear-pending, commit, scan) and the message pass-through. The tool is built on the host (scripts/test, phase
 # cli) and named by DMR_CLI (tests/vm/run --env DMR_CLI=/abs/path/dm-remap), an absolute path
 # or one relative to the repository (a host path under /tmp is hidden in the guest).
 
@@ -270,4 +272,144 @@ test_cli_import_badblocks_gives_exactly_those_pending() {
     printf '999999999\n' >far.txt
     expect_exit 11 import r0 --badblocks far.txt
     assert_match "$(cat err)" "beyond the device" "a block past the end"
+}
+
+# Sends `remap` messages for N units from sector FIRST on (8 sectors apart) to r0.
+remap_units() { # FIRST N
+    local i
+    for ((i = 0; i < $2; i++)); do echo "remap $(($1 + i * 8))"; done | dm_messages r0 >/dev/null
+}
+
+test_cli_status_exits_by_health() {
+    local spare main units low
+    dmr_load
+    # The smallest spare (1024 data units), so that it fills quickly.
+    spare=$(linear small "$SCRATCH" 10240)
+    main=$(dust_main)
+    cli create r0 "$main" "$spare" >/dev/null
+    expect_exit 0 status r0
+    expect_exit 0 -q status
+    assert_eq "$(cat out)" "" "-q prints nothing"
+    # A read error over a bad sector: the unit is pending, the device degraded.
+    dmsetup message dust 0 addbadblock 4000
+    ! dd if=/dev/mapper/r0 of=/dev/null bs=512 skip=4000 count=1 iflag=direct status=none 2>/dev/null ||
+        fail "the read of bad sector 4000 succeeded"
+    expect_exit 20 status r0
+    assert_match "$(cat out)" $'\n''r0 +degraded +0 +1 ' "status table of a degraded device"
+    assert_eq "$(cat err)" "" "stderr of a health exit"
+    expect_exit 20 status r0 --json
+    assert_eq "$(json "(d['schema_version'], d['health'], d['pending'])" <out)" "(1, 'degraded', 1)" "status --json"
+    expect_exit 20 status --json
+    assert_eq "$(json "[e['health'] for e in d]" <out)" "['degraded']" "status --json of all devices"
+    # --prometheus exits 0 whatever the health: the health is in the metrics.
+    expect_exit 0 status --prometheus
+    grep -qx 'dm_remap_health{device="r0",health="degraded"} 1' out || fail "no degraded health series: $(cat out)"
+    grep -qx 'dm_remap_health{device="r0",health="ok"} 0' out || fail "no ok health series: $(cat out)"
+    grep -qx 'dm_remap_pending_units{device="r0"} 1' out || fail "no pending gauge: $(cat out)"
+    grep -qx 'dm_remap_read_errors_total{device="r0"} 1' out || fail "no read error counter: $(cat out)"
+    # clear-pending forgets the failed read: ok again (a read error is not a remap failure).
+    cli clear-pending r0 4000 | tee out
+    assert_match "$(cat out)" "unit at sector 4000 is no longer pending" "clear-pending output"
+    assert_eq "$(dmr_status_field r0 4)" 0 "pending after clear-pending"
+    cli clear-pending r0 4000 | tee out
+    assert_match "$(cat out)" "unit at sector 4000 was not pending; nothing changed" "clear-pending of a unit not pending"
+    expect_exit 0 status r0
+    # 90 % of the spare used: spare_low; all of it: spare_full.
+    units=$(dmr_status_field r0 5 | cut -d/ -f2)
+    low=$((units * 9 / 10 + 1))
+    remap_units 100000 "$low"
+    assert_eq "$(dmr_status_field r0 9)" spare_low "module health at $low of $units units"
+    expect_exit 21 status r0
+    remap_units $((100000 + low * 8)) $((units - low))
+    assert_eq "$(dmr_status_field r0 9)" spare_full "module health with the spare full"
+    expect_exit 22 status
+    expect_exit 22 -q status r0 --json
+    assert_eq "$(cat out)" "" "-q --json prints nothing"
+    expect_exit 0 status --prometheus
+    grep -qx 'dm_remap_health{device="r0",health="spare_full"} 1' out || fail "no spare_full series: $(cat out)"
+    grep -qx "dm_remap_spare_used_units{device=\"r0\"} $units" out || fail "spare use: $(cat out)"
+    # An error of the command is not a health code.
+    expect_exit 10 status r1
+    assert_eq "$(cat err)" "dm-remap: r1: no such dm device" "status of a missing device"
+}
+
+test_cli_status_json_names_the_disks() {
+    local uuid
+    dmr_load
+    cli create r0 "$MAIN" "$SPARE" >/dev/null
+    uuid=$(cli dump "$SPARE" --json | json "d['superblock']['uuid']")
+    # No udev in the guest: a by-id link made by hand, as udev would make it.
+    mkdir -p /dev/disk/by-id
+    ln -sf "$SPARE" /dev/disk/by-id/virtio-dmr-test-spare
+    cli status r0 --json >st.json
+    rm -f /dev/disk/by-id/virtio-dmr-test-spare
+    assert_eq "$(json "d['schema_version']" <st.json)" 1 "schema version"
+    assert_eq "$(json "(d['main']['devno'], d['main']['path'], d['main']['by_id'])" <st.json)" \
+        "('$(devno "$MAIN")', '$MAIN', [])" "main disk"
+    assert_eq "$(json "(d['spare']['devno'], d['spare']['path'], d['spare']['by_id'])" <st.json)" \
+        "('$(devno "$SPARE")', '$SPARE', ['/dev/disk/by-id/virtio-dmr-test-spare'])" "spare disk"
+    assert_eq "$(json "d['spare_uuid']" <st.json)" "$uuid" "spare UUID against dump"
+    cli status --prometheus >metrics
+    grep -qx "dm_remap_device_info{device=\"r0\",kernel_name=\"$(json "d['kernel_name']" <st.json)\",main=\"$MAIN\",spare=\"$SPARE\",spare_uuid=\"$uuid\"} 1" metrics ||
+        fail "device_info: $(grep device_info metrics)"
+    grep -qx "dm_remap_size_bytes{device=\"r0\"} $(($(sectors "$MAIN") * 512))" metrics || fail "size: $(cat metrics)"
+    grep -qx "dm_remap_metadata_copies{device=\"r0\"} 5" metrics || fail "copies: $(cat metrics)"
+    cli remove r0
+}
+
+test_cli_message_verbs() {
+    local main at=102400
+    dmr_load
+    main=$(dust_main)
+    cli create r0 "$main" "$SPARE" >/dev/null
+    random_file data 1
+    write_at data /dev/mapper/r0 $((at * 512)) direct
+    # Many messages through one process; each reply as the kernel gives it.
+    printf 'remap %s\n' $at $((at + 8)) $((at + 16)) | cli message r0 >out
+    assert_eq "$(cut -d' ' -f1 out | tr '\n' ' ')" "$at $((at + 8)) $((at + 16)) " "replies of the remaps"
+    assert_eq "$(cli message r0 list)" "$(dmsetup message r0 0 list)" "list through message"
+    assert_eq "$(cli message r0 list $((at + 8)) 1)" "$(dmsetup message r0 0 list $((at + 8)) 1)" "list with arguments"
+    assert_eq "$(cli message r0 help)" "$(dmsetup message r0 0 help)" "help"
+    assert_eq "$(cli -q message r0 list)" "" "-q message"
+    # unremap copies the unit back to main: what was written while it was remapped.
+    head -c 512 /dev/urandom >one
+    write_at one /dev/mapper/r0 $(((at + 8) * 512)) direct
+    cli unremap r0 $((at + 8)) | tee out
+    assert_match "$(cat out)" "r0: unit at sector $((at + 8)) copied back to main and unremapped" "unremap output"
+    assert_eq "$(dmsetup message r0 0 list | cut -d' ' -f1 | tr '\n' ' ')" "$at $((at + 16)) " "list after unremap"
+    drop_caches
+    assert_data one "$MAIN" $(((at + 8) * 512)) direct
+    expect_exit 4 unremap r0 $((at + 8))
+    assert_eq "$(cat err)" "dm-remap: r0: 'unremap $((at + 8))' refused: Sector is not remapped (EINVAL)" "unremap of a unit not remapped"
+    expect_exit 4 unremap r0 999999999
+    assert_eq "$(cat err)" "dm-remap: r0: 'unremap 999999999' refused: Sector beyond the end of the target" "unremap past the end"
+    # Main still failing there: the remap stays.
+    dmsetup message dust 0 addbadblock $at 10
+    expect_exit 3 unremap r0 $at
+    assert_match "$(cat err)" "Main device still fails at this sector, or the spare unit cannot be read; the remap stays \(EIO\)" "unremap over a failing main"
+    assert_match "$(dmsetup message r0 0 list | head -1)" "^$at [0-9]+$" "the remap stays"
+    # commit prints the sequence number the status line then shows.
+    cli commit r0 | tee out
+    assert_eq "$(cat out)" "r0: metadata committed (sequence $(dmr_status_field r0 10), 5/5 copies)" "commit output"
+    # scan stop/start/now.
+    cli scan stop r0 | tee out
+    assert_match "$(cat out)" "^r0: scanning disabled \(scan state: off " "scan stop"
+    assert_eq "$(dmr_status_field r0 14)" off "scan state after stop"
+    cli scan now r0 | tee out
+    assert_match "$(cat out)" "^r0: a new pass started from sector 0" "scan now"
+    cli scan start r0 | tee out
+    assert_match "$(cat out)" "^r0: scanning enabled \(scan state: (idle|scanning) " "scan start"
+    cli scan stop r0 >/dev/null
+    # The pass-through stops at the first refused message, after printing the replies before it.
+    printf 'list %s 1\n\nfrobnicate\nlist\n' $at >messages
+    expect_exit 4 message r0 <messages
+    assert_eq "$(cat out)" "$(dmsetup message r0 0 list $at 1)" "output before the refusal"
+    assert_eq "$(cat err)" "dm-remap: r0: 'frobnicate' refused: Unknown message verb (try 'help') (EINVAL) (line 3; 1 messages before it were sent)" "refusal"
+    # lib.sh's dm_messages sends through the tool here (its refusal is the tool's).
+    ! echo frobnicate | dm_messages r0 2>err || fail "dm_messages accepted an unknown verb"
+    assert_match "$(cat err)" "^dm-remap: r0: 'frobnicate' refused" "dm_messages through the tool"
+    expect_exit 10 message dust list
+    assert_eq "$(cat err)" "dm-remap: dust: not a $TARGET device" "message to another target"
+    expect_exit 10 commit r1
+    cli remove r0
 }

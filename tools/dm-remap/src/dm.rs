@@ -47,7 +47,7 @@ impl Dm {
     /// # Errors
     /// [`Kind::DeviceMapper`] if device-mapper is not available (no permission, no dm-mod).
     pub fn open() -> Result<Self> {
-        DM::new().map(|dm| Self { dm }).map_err(|e| dm_error("cannot open /dev/mapper/control", e))
+        DM::new().map(|dm| Self { dm }).map_err(|_| control_error())
     }
 
     /// Whether the kernel knows the dm-remap-v4 target (the module is loaded).
@@ -132,11 +132,21 @@ impl Dm {
     /// # Errors
     /// [`Kind::DeviceMapper`] with the errno when the target refuses the message.
     pub fn message(&self, dev_name: &str, message: &str) -> Result<String> {
-        let id = DevId::Name(name(dev_name)?);
+        self.try_message(dev_name, message)
+            .map_err(|e| dm_error(&format!("{dev_name}: message '{message}' refused"), e.text))
+    }
+
+    /// Like [`Dm::message`], but a refusal keeps its errno, so that the caller can say what it
+    /// means for that message.
+    ///
+    /// # Errors
+    /// The refusal: its errno (if the ioctl gave one) and a short text.
+    pub fn try_message(&self, dev_name: &str, message: &str) -> std::result::Result<String, MessageRefusal> {
+        let id = DevId::Name(name(dev_name).map_err(|e| MessageRefusal { errno: None, text: e.message })?);
         self.dm
             .target_msg(&id, None, message)
             .map(|(_, out)| out.unwrap_or_default())
-            .map_err(|e| dm_error(&format!("{dev_name}: message '{message}' refused"), errno_text(&e)))
+            .map_err(|e| MessageRefusal { errno: errno_of(&e), text: errno_text(&e) })
     }
 
     /// Creates device `dev_name` with one dm-remap-v4 target `0 len dm-remap-v4 params` and
@@ -191,13 +201,50 @@ impl Dm {
     }
 }
 
-/// The errno of a failed ioctl as a short text (`EINVAL`, ...), else the error's own text.
+/// A message the kernel (or the ioctl) refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRefusal {
+    /// The errno (`libc::EINVAL`, ...) when the ioctl failed with one.
+    pub errno: Option<i32>,
+    /// The errno as a short text (`EINVAL: Invalid argument`), else the error's own text.
+    pub text: String,
+}
+
+/// The errno of a failed ioctl.
+fn errno_of(e: &devicemapper::DmError) -> Option<i32> {
+    use devicemapper::{errors, DmError};
+    match e {
+        DmError::Core(errors::Error::Ioctl(_, _, _, errno)) => Some(**errno as i32),
+        _ => None,
+    }
+}
+
+/// The errno of a failed ioctl as a short text (`EINVAL`, ...), else the error's own text
+/// without the crate's prefixes.
 fn errno_text(e: &devicemapper::DmError) -> String {
     use devicemapper::{errors, DmError};
     match e {
         DmError::Core(errors::Error::Ioctl(_, _, _, errno)) => format!("{errno:?}: {}", errno.desc()),
+        DmError::Core(other) => other.to_string(),
         other => other.to_string(),
     }
+}
+
+/// Why `/dev/mapper/control` cannot be opened, in the operator's words (the crate only says
+/// "DM context not initialized").
+fn control_error() -> Error {
+    const CONTROL: &str = "/dev/mapper/control";
+    let e = match std::fs::File::open(CONTROL) {
+        Ok(_) => return Error::new(Kind::DeviceMapper, format!("{CONTROL}: cannot be used as the device-mapper control device")),
+        Err(e) => e,
+    };
+    let text = match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("device-mapper is not available: {CONTROL} does not exist (load it: modprobe dm_mod)"),
+        Some(libc::EACCES | libc::EPERM) => format!("{CONTROL}: permission denied (device-mapper needs root)"),
+        Some(libc::ENODEV | libc::ENXIO) => format!("device-mapper is not available: {CONTROL} has no driver (load it: modprobe dm_mod)"),
+        _ => format!("{CONTROL}: cannot open: {e}"),
+    };
+    Error::new(Kind::DeviceMapper, text)
 }
 
 /// Makes `/dev/mapper/NAME` for `devno` (what udev, or dmsetup without udev, does).

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `status [NAME] [--json]` and `list NAME [--json]`: the live state of dm-remap-v4 devices,
-//! from the INFO status line (parsed by the core) and the module's sysfs folder.
+//! `status [NAME] [--json | --prometheus]` and `list NAME [--json]`: the live state of
+//! dm-remap-v4 devices, from the INFO status line (parsed by the core), the module's sysfs
+//! folder and the table's disks ([`crate::identity`]). `status` exits by health
+//! ([`health_exit_code`]).
 
 use crate::device::read_attr;
 use crate::dm::{Dm, RemapDevice};
 use crate::error::{Error, Kind, Result};
+use crate::identity::{disks, Disks, BY_ID_DIR};
 use dm_remap_core::status_parse::{parse_info, InfoStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,16 +18,62 @@ use std::path::Path;
 /// Where the module publishes one folder per live device, named after its kernel name.
 pub const SYSFS_ROOT: &str = "/sys/kernel/dm-remap-v4";
 
-/// One device's state, as `status --json` prints it: the names and length, then the INFO
-/// fields inline (as [`InfoStatus`] declares them), then the sysfs files.
+/// The version of the `status --json` object: raised only when a key changes meaning or
+/// goes away; keys are only ever added (`docs/dm-remap.8.md`).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Exit status of `status` when the worst device is `degraded` (units pending, or a remap
+/// failed).
+pub const EXIT_DEGRADED: u8 = 20;
+/// Exit status of `status` when the worst device is `spare_low` (90 % of the spare used).
+pub const EXIT_SPARE_LOW: u8 = 21;
+/// Exit status of `status` when the worst device is `spare_full`, or reports a health word
+/// this version does not know (a newer module's failure state).
+pub const EXIT_SPARE_FULL_OR_FAILED: u8 = 22;
+
+/// The exit status for one health word: 0 for `ok`, else one of the `EXIT_*` constants
+/// (20-22, a range no error of the tool uses).
+pub fn health_exit_code(health: &str) -> u8 {
+    match health {
+        "ok" => 0,
+        "degraded" => EXIT_DEGRADED,
+        "spare_low" => EXIT_SPARE_LOW,
+        _ => EXIT_SPARE_FULL_OR_FAILED,
+    }
+}
+
+/// The exit status of `status` for `devices`: the worst of their health codes, 0 if none.
+pub fn status_exit_code(devices: &[DeviceStatus]) -> u8 {
+    devices.iter().map(|d| health_exit_code(&d.info.health)).max().unwrap_or(0)
+}
+
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// JSON ([`status_json`]).
+    Json,
+    /// node_exporter textfile metrics ([`crate::prometheus::metrics`]).
+    Prometheus,
+}
+
+/// One device's state, as `status --json` prints it: the schema version, the names and
+/// length, the disks, then the INFO fields inline (as [`InfoStatus`] declares them), then the
+/// sysfs files.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct DeviceStatus {
+    /// [`JSON_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The /dev/mapper name.
     pub name: String,
     /// The kernel name, `dm-<minor>`.
     pub kernel_name: String,
     /// Target length in 512-byte sectors.
     pub sectors: u64,
+    /// The main and spare disks and the spare's UUID (filled in by [`status`]).
+    #[serde(flatten)]
+    pub disks: Disks,
     /// The INFO status line, parsed (units as `docs/status.md` gives them).
     #[serde(flatten)]
     pub info: InfoStatus<String>,
@@ -55,8 +104,10 @@ pub fn device_status(dev: &RemapDevice, info_line: &str, sysfs_root: &Path) -> R
         .map_err(|e| Error::new(Kind::DeviceMapper, format!("{}: {e}: '{info_line}'", dev.name)))?;
     let kernel_name = format!("dm-{}", dev.devno.1);
     Ok(DeviceStatus {
+        schema_version: JSON_SCHEMA_VERSION,
         name: dev.name.clone(),
         sectors: dev.len,
+        disks: Disks::default(),
         info: info.map(str::to_string),
         sysfs: read_sysfs_dir(&sysfs_root.join(&kernel_name)),
         kernel_name,
@@ -100,26 +151,31 @@ pub fn status_json(states: &[DeviceStatus], single: bool) -> String {
     text.unwrap_or_default() + "\n"
 }
 
-/// `status [NAME] [--json]`.
+/// `status [NAME] [--json | --prometheus]`: the text and the exit status by health
+/// ([`status_exit_code`]; 0 with `--prometheus`, whose metrics carry the health).
 ///
 /// # Errors
 /// [`Kind::NotFound`] for a NAME that is not a dm-remap-v4 device; dm errors.
-pub fn status(dm: &Dm, name: Option<&str>, json: bool) -> Result<String> {
+pub fn status(dm: &Dm, name: Option<&str>, format: Format) -> Result<(String, u8)> {
     let devices = match name {
         Some(name) => vec![dm.require_remap_device(name)?],
         None => dm.remap_devices()?,
     };
     let mut states = Vec::with_capacity(devices.len());
     for dev in &devices {
-        states.push(device_status(dev, &dm.info_status(&dev.name)?, Path::new(SYSFS_ROOT))?);
+        let mut state = device_status(dev, &dm.info_status(&dev.name)?, Path::new(SYSFS_ROOT))?;
+        if format != Format::Table {
+            state.disks = disks(&dm.table(&dev.name)?, Path::new(BY_ID_DIR));
+        }
+        states.push(state);
     }
-    if json {
-        return Ok(status_json(&states, name.is_some()));
-    }
-    if states.is_empty() {
-        return Ok("no dm-remap-v4 devices\n".into());
-    }
-    Ok(status_table(&states))
+    let code = status_exit_code(&states);
+    Ok(match format {
+        Format::Json => (status_json(&states, name.is_some()), code),
+        Format::Prometheus => (crate::prometheus::metrics(&states), 0),
+        Format::Table if states.is_empty() => ("no dm-remap-v4 devices\n".into(), code),
+        Format::Table => (status_table(&states), code),
+    })
 }
 
 /// One line of the `list` message's output.

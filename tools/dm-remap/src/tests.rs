@@ -293,6 +293,18 @@ fn every_subcommand_parses_its_arguments() {
         "import r0 --badblocks bb.txt",
         "import r0 --badblocks bb.txt --block-size 4096 --dry-run",
         "import r0 --ddrescue-map map",
+        "status --prometheus",
+        "-q status r0",
+        "status r0 --quiet --json",
+        "unremap r0 4096",
+        "clear-pending r0 4096",
+        "commit r0",
+        "scan start r0",
+        "scan stop r0",
+        "scan now r0",
+        "message r0",
+        "message r0 remap 4096",
+        "message r0 list 0 10",
     ];
     for args in ok {
         assert!(parse(args).is_ok(), "{args}: {:?}", parse(args).err());
@@ -314,6 +326,16 @@ fn every_subcommand_parses_its_arguments() {
         "import r0 --badblocks a --ddrescue-map b",
         "import r0 --badblocks a --block-size x",
         "check /dev/vdb --json",
+        "status --json --prometheus",
+        "unremap r0",
+        "unremap r0 -1",
+        "unremap r0 x",
+        "clear-pending r0",
+        "commit",
+        "commit r0 r1",
+        "scan r0",
+        "scan pause r0",
+        "message",
     ];
     for args in bad {
         let err = parse(args).err().unwrap_or_else(|| panic!("{args}: accepted"));
@@ -325,6 +347,11 @@ fn every_subcommand_parses_its_arguments() {
         Command::Import(a) => assert_eq!(run_import(&a).unwrap_err().kind, Kind::BadInput),
         other => panic!("{other:?}"),
     }
+    match parse("message r0 list 0 10").unwrap().command {
+        Command::Message { name, message } => assert_eq!((name.as_str(), message.join(" ").as_str()), ("r0", "list 0 10")),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse("-q commit r0").unwrap().quiet && parse("commit r0 --quiet").unwrap().quiet);
     match parse("import r0 --ddrescue-map m").unwrap().command {
         Command::Import(a) => assert_eq!((a.source.ddrescue_map.as_deref(), a.block_size), (Some("m"), None)),
         other => panic!("{other:?}"),
@@ -522,9 +549,13 @@ fn status_json_is_pinned() {
     let st = status::device_status(&dev, line, &root).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
     let expected = r#"{
+  "schema_version": 1,
   "name": "r0",
   "kernel_name": "dm-3",
   "sectors": 524288,
+  "main": null,
+  "spare": null,
+  "spare_uuid": null,
   "unit_sectors": 8,
   "remaps": 2,
   "pending": 1,
@@ -551,9 +582,13 @@ fn status_json_is_pinned() {
     let old = status::device_status(&dev, "1 1 0 0 0/100 0 0 0 ok 1 5/5 0 0", Path::new("/nonexistent")).unwrap();
     let expected = r#"[
   {
+    "schema_version": 1,
     "name": "r0",
     "kernel_name": "dm-3",
     "sectors": 524288,
+    "main": null,
+    "spare": null,
+    "spare_uuid": null,
     "unit_sectors": 1,
     "remaps": 0,
     "pending": 0,
@@ -584,4 +619,145 @@ fn list_output_parses() {
     assert_eq!(list[1], status::ListEntry { sector: 16, spare_sector: None, state: "pending" });
     assert!(status::parse_list("8\n").is_err());
     assert!(status::parse_list("8 x\n").is_err());
+}
+
+// ---- exit by health, metrics, identities, messages ---------------------------------------------
+
+/// The status of r0 (dm-3) from INFO line `line`, without sysfs.
+fn status_of(line: &str) -> status::DeviceStatus {
+    let dev = dm::RemapDevice { name: "r0".into(), devno: (253, 3), start: 0, len: 524288 };
+    status::device_status(&dev, line, Path::new("/nonexistent")).unwrap()
+}
+
+#[test]
+fn status_exits_by_the_worst_health_outside_the_error_codes() {
+    let errors: Vec<u8> = [
+        Kind::Device,
+        Kind::Refused,
+        Kind::Damaged,
+        Kind::NoValidCopy,
+        Kind::NotASpare,
+        Kind::Busy,
+        Kind::DeviceMapper,
+        Kind::NotFound,
+        Kind::BadInput,
+        Kind::NotAssembled,
+        Kind::Incomplete,
+    ]
+    .iter()
+    .map(|k| k.exit_code())
+    .collect();
+    let codes: Vec<u8> = ["ok", "degraded", "spare_low", "spare_full", "some_newer_word"]
+        .iter()
+        .map(|w| status::health_exit_code(w))
+        .collect();
+    assert_eq!(codes, [0, 20, 21, 22, 22]);
+    assert!(codes.iter().all(|c| *c == 0 || (!errors.contains(c) && *c != 2 && *c >= 20)));
+    let ok = status_of("1 1 0 0 0/100 0 0 0 ok 1 5/5 0 0 idle 0");
+    let pending = status_of("1 1 0 1 0/100 1 0 0 degraded 1 5/5 0 0 idle 0");
+    let full = status_of("1 1 100 0 100/100 0 1 1 spare_full 3 5/5 0 0 idle 0");
+    assert_eq!(status::status_exit_code(&[]), 0);
+    assert_eq!(status::status_exit_code(std::slice::from_ref(&ok)), 0);
+    assert_eq!(status::status_exit_code(&[ok, pending]), 20);
+    assert_eq!(status::status_exit_code(std::slice::from_ref(&full)), 22);
+}
+
+#[test]
+fn prometheus_metrics_name_each_figure_with_device_and_health_labels() {
+    let mut st = status_of("1 8 2 1 3/112640 4 5 6 degraded 9 4/5 7 8 scanning 42 write");
+    st.name = "we\"ird\\name".into();
+    st.disks = identity::Disks {
+        main: Some(identity::Disk { devno: "8:16".into(), path: Some("/dev/sdb".into()), by_id: vec!["/dev/disk/by-id/ata-OLD".into()] }),
+        spare: Some(identity::Disk { devno: "8:32".into(), path: Some("/dev/sdc".into()), by_id: vec![] }),
+        spare_uuid: Some("abababab-abab-abab-abab-abababababab".into()),
+    };
+    let text = prometheus::metrics(std::slice::from_ref(&st));
+    let device = r#"device="we\"ird\\name""#;
+    for line in [
+        "dm_remap_devices 1".to_string(),
+        format!("dm_remap_device_info{{{device},kernel_name=\"dm-3\",main=\"/dev/disk/by-id/ata-OLD\",spare=\"/dev/sdc\",spare_uuid=\"abababab-abab-abab-abab-abababababab\"}} 1"),
+        format!("dm_remap_size_bytes{{{device}}} 268435456"),
+        format!("dm_remap_unit_bytes{{{device}}} 4096"),
+        format!("dm_remap_remapped_units{{{device}}} 2"),
+        format!("dm_remap_pending_units{{{device}}} 1"),
+        format!("dm_remap_spare_used_units{{{device}}} 3"),
+        format!("dm_remap_spare_units{{{device}}} 112640"),
+        format!("dm_remap_read_errors_total{{{device}}} 4"),
+        format!("dm_remap_write_errors_total{{{device}}} 5"),
+        format!("dm_remap_remap_failures_total{{{device}}} 6"),
+        format!("dm_remap_health{{{device},health=\"ok\"}} 0"),
+        format!("dm_remap_health{{{device},health=\"degraded\"}} 1"),
+        format!("dm_remap_health{{{device},health=\"spare_full\"}} 0"),
+        format!("dm_remap_metadata_seq{{{device}}} 9"),
+        format!("dm_remap_metadata_copies{{{device}}} 4"),
+        format!("dm_remap_metadata_repairs_total{{{device}}} 7"),
+        format!("dm_remap_metadata_errors_total{{{device}}} 8"),
+        format!("dm_remap_scan_state{{{device},state=\"scanning\"}} 1"),
+        format!("dm_remap_scan_state{{{device},state=\"idle\"}} 0"),
+        format!("dm_remap_scan_progress_ratio{{{device}}} 0.42"),
+        "# TYPE dm_remap_read_errors_total counter".to_string(),
+        "# TYPE dm_remap_health gauge".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line} in:\n{text}");
+    }
+    // Every sample follows its own HELP and TYPE lines, once per metric name.
+    let mut typed = std::collections::HashSet::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap().to_string();
+            assert!(typed.insert(current.clone()), "{current} typed twice");
+        } else if !line.starts_with("# HELP ") {
+            assert!(line.starts_with(&current), "{line} outside its metric {current}");
+        }
+    }
+    // A health word of a newer module gets its own series; an older module has no scan series.
+    let newer = status_of("1 1 0 0 0/100 0 0 0 failing 1 5/5 0 0");
+    let text = prometheus::metrics(&[newer]);
+    assert!(text.contains("dm_remap_health{device=\"r0\",health=\"failing\"} 1"), "{text}");
+    assert!(!text.contains("dm_remap_scan"), "{text}");
+    assert_eq!(prometheus::metrics(&[]), "# HELP dm_remap_devices Active dm-remap-v4 devices.\n# TYPE dm_remap_devices gauge\ndm_remap_devices 0\n");
+}
+
+#[test]
+fn identities_come_from_the_table_and_the_spare_s_metadata() {
+    assert_eq!(identity::table_devices("8:16 8:32"), Some(((8, 16), (8, 32))));
+    assert_eq!(identity::table_devices("8:16 253:1 1 format"), Some(((8, 16), (253, 1))));
+    assert_eq!(identity::table_devices("8:16"), None);
+    assert_eq!(identity::table_devices("sdb sdc"), None);
+    assert_eq!(identity::disks("garbage", Path::new("/nonexistent")), identity::Disks::default());
+    let image = Image::new("uuid", 8, &[(3, 0)], &[], 2);
+    assert_eq!(identity::spare_uuid(image.path()).as_deref(), Some("abababab-abab-abab-abab-abababababab"));
+    // Copy 0's superblock lost: another copy still names the spare.
+    let zero = [0u8; BLOCK_BYTES];
+    let file = std::fs::OpenOptions::new().write(true).open(image.path()).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &zero, 0).unwrap();
+    assert_eq!(identity::spare_uuid(image.path()).as_deref(), Some("abababab-abab-abab-abab-abababababab"));
+    let blank = temp_path("blank");
+    std::fs::write(&blank, vec![0u8; 1 << 20]).unwrap();
+    assert_eq!(identity::spare_uuid(blank.to_str().unwrap()), None);
+    assert_eq!(identity::spare_uuid("/nonexistent"), None);
+    // No by-id folder (no udev): no stable names, not an error.
+    assert!(identity::by_id_links((8, 16), Path::new("/nonexistent")).is_empty());
+}
+
+#[test]
+fn refused_messages_are_explained_in_the_operator_s_words() {
+    let dev = dm::RemapDevice { name: "r0".into(), devno: (253, 3), start: 0, len: 1000 };
+    let refusal = |errno| dm::MessageRefusal { errno: Some(errno), text: "EINVAL: Invalid argument".into() };
+    let e = ops::refusal_error(&dev, "unremap 5000", &refusal(libc::EINVAL));
+    assert_eq!((e.kind, e.message.as_str()), (Kind::Refused, "r0: 'unremap 5000' refused: Sector beyond the end of the target (EINVAL)"));
+    let e = ops::refusal_error(&dev, "unremap 8", &refusal(libc::EINVAL));
+    assert_eq!(e.message, "r0: 'unremap 8' refused: Sector is not remapped (EINVAL)");
+    let e = ops::refusal_error(&dev, "frobnicate", &refusal(libc::EINVAL));
+    assert_eq!(e.message, "r0: 'frobnicate' refused: Unknown message verb (try 'help') (EINVAL)");
+    assert_eq!(ops::refusal_error(&dev, "unremap 8", &refusal(libc::EIO)).kind, Kind::Device);
+    assert_eq!(ops::refusal_error(&dev, "remap 8", &refusal(libc::EBUSY)).kind, Kind::Busy);
+    let full = dm::MessageRefusal { errno: Some(libc::ENOSPC), text: "ENOSPC: No space left on device".into() };
+    assert_eq!(ops::refusal_error(&dev, "remap 8", &full).message, "r0: 'remap 8' refused: Spare device full (ENOSPC)");
+    let read_only = dm::MessageRefusal { errno: Some(libc::EROFS), text: "EROFS: Read-only file system".into() };
+    let e = ops::refusal_error(&dev, "clear_pending 8", &read_only);
+    assert_eq!((e.kind, e.message.as_str()), (Kind::Refused, "r0: 'clear_pending 8' refused: Metadata is read-only after a failed commit: remove the device and run dm-remap repair on the spare (EROFS)"));
+    let other = dm::MessageRefusal { errno: None, text: "no such device".into() };
+    assert_eq!(ops::refusal_error(&dev, "list", &other).message, "r0: 'list' refused: no such device");
 }
