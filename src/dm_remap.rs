@@ -37,6 +37,8 @@ mod remap_core {
     pub mod message;
     #[path = "metadata.rs"]
     pub mod metadata;
+    #[path = "metadata_mode.rs"]
+    pub mod metadata_mode;
     #[path = "region_map.rs"]
     pub mod region_map;
     #[path = "remap_table.rs"]

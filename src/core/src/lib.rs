@@ -27,3 +27,4 @@ pub mod sysfs;
 pub mod summary;
 pub mod io_error;
 pub mod inflight;
+pub mod metadata_mode;
