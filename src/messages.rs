@@ -55,6 +55,7 @@ impl Remap {
             Message::Unremap { sector } => self.unremap_unit(ti, self.layout.unit_of(sector), out),
             Message::ClearPending { sector } => {
                 let mut table = self.table.writer();
+                self.require_writable(&table)?;
                 let unit = self.layout.unit_of(sector);
                 if table.lookup(unit) == Some(Entry::Pending) {
                     table.remove(unit);
@@ -114,6 +115,7 @@ impl Remap {
         let mover = self.inflight.begin_move();
         let before = {
             let mut table = self.table.writer();
+            self.require_writable(&table)?;
             let before = table.lookup(unit);
             if let Some(Entry::Remapped { spare } | Entry::Moving { spare }) = before {
                 let _ = writeln!(out, "{} {}", sector, self.layout.sector_of(spare));
@@ -163,6 +165,7 @@ impl Remap {
             Err(PlaceError::SpareFull) => Err(failed(c"Spare device full", ENOSPC)),
             Err(PlaceError::SpareFails(_)) => Err(failed(c"Spare device fails", EIO)),
             Err(PlaceError::NotRecorded) => Err(failed(c"Cannot record the remap", ENOMEM)),
+            Err(PlaceError::ReadOnly) => Err(failed(c"Metadata is read-only after a failed commit", EROFS)),
         }
     }
 
@@ -178,6 +181,7 @@ impl Remap {
         let mover = self.inflight.begin_move();
         let spare = {
             let mut table = self.table.writer();
+            self.require_writable(&table)?;
             let Some(Entry::Remapped { spare }) = table.lookup(unit) else {
                 return Err(failed(c"Sector is not remapped", EINVAL));
             };

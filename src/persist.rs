@@ -131,6 +131,22 @@ impl Image {
         self.dirty
     }
 
+    /// Whether the superblock's `needs_check` flag is set (as loaded, or since
+    /// [`Image::set_needs_check`]).
+    pub(crate) fn needs_check(&self) -> bool {
+        self.sb.needs_check()
+    }
+
+    /// Sets the superblock's `needs_check` flag; the next commit writes it to every copy it
+    /// writes (a superblock is part of every copy write). The image becomes dirty if the flag
+    /// was clear. Only the offline `dm-remap repair` clears it.
+    pub(crate) fn set_needs_check(&mut self) {
+        if !self.sb.needs_check() {
+            self.sb.flags |= metadata::FLAG_NEEDS_CHECK;
+            self.dirty = true;
+        }
+    }
+
     /// Allocator high-water mark recorded by the last load (units).
     pub(crate) fn high_water(&self) -> u64 {
         self.sb.high_water

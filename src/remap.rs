@@ -204,6 +204,14 @@ impl Target for Remap {
                     );
                 }
                 let metadata = *opened.image.layout();
+                if opened.image.needs_check() {
+                    pr_warn!(
+                        "{}: spare {} has needs_check set (a metadata commit failed): metadata mode read_only; remove the device and run `dm-remap repair /dev/block/{}`\n",
+                        ctx.info().device_name(),
+                        spare.name(),
+                        spare.name()
+                    );
+                }
                 let main_units = layout.unit_of(main.nr_sectors());
                 let remap_table = RemapTable::new(main_units, opened.image, &opened.pending)
                     .map_err(|_| TargetError::invalid(c"Metadata names a unit twice or beyond main"))?;
@@ -523,11 +531,14 @@ impl Remap {
             metadata_repairs: Stats::get(&self.stats.metadata_repairs),
             metadata_errors: Stats::get(&self.stats.metadata_errors),
             scan: self.scan.report(self.target_len),
+            metadata_mode: self.table.metadata_mode(),
         }
     }
 
     /// Commits metadata changes to the spare (process context; sleeps). A failure is counted,
-    /// logged and signalled with a dm event; the changes stay for the next commit.
+    /// logged and signalled with a dm event; the changes stay for the next commit. A commit
+    /// that writes no copy puts the device in metadata mode `read_only` (docs/design.md,
+    /// "Metadata failure mode"): the change of mode raises a dm event and logs one line.
     ///
     /// # Errors
     /// `EIO` if no metadata copy could be written.
@@ -542,7 +553,20 @@ impl Remap {
     /// `EIO` if no metadata copy could be written.
     pub(crate) fn commit_locked(&self, ti: &TargetInfo, table: &mut crate::table::TableWriter<'_>) -> Result {
         let _noio = crate::dm::NoIoScope::new();
+        let before = table.mode();
         let result = table.commit(&self.spare);
+        let after = table.mode();
+        if after != before {
+            if self.health_log.allow() {
+                pr_err!(
+                    "{}: metadata mode {} (was {}): no new remaps or pending units until `dm-remap repair` of the spare; flushes retry the commit\n",
+                    ti.device_name(),
+                    after.as_str(),
+                    before.as_str()
+                );
+            }
+            ti.raise_event();
+        }
         match result {
             Ok(report) if report.copies_failed > 0 => {
                 self.stats.metadata_errors.fetch_add(u64::from(report.copies_failed), core::sync::atomic::Ordering::Relaxed);
@@ -562,6 +586,35 @@ impl Remap {
         }
         self.publish_metadata_state(table);
         result.map(|_| ())
+    }
+
+    /// Refuses to record new state in metadata mode `read_only` (docs/design.md, "Metadata
+    /// failure mode"): for the `remap`, `unremap` and `clear_pending` messages, whose caller
+    /// holds `table`.
+    ///
+    /// # Errors
+    /// `EROFS` with a `ti->error` message naming the repair, unless the mode is `write`.
+    pub(crate) fn require_writable(&self, table: &crate::table::TableWriter<'_>) -> Result<(), TargetError> {
+        if table.records_changes() {
+            return Ok(());
+        }
+        Err(TargetError {
+            message: c"Metadata is read-only after a failed commit: remove the device and run dm-remap repair on the spare",
+            errno: EROFS,
+        })
+    }
+
+    /// Counts and logs (rate-limited) an error at main unit `unit` that is not remapped, and
+    /// not marked pending, because the metadata mode is `read_only`.
+    pub(crate) fn not_recorded_read_only(&self, ti: &TargetInfo, unit: u64) {
+        self.stats.remap_failure();
+        if self.log_limit.allow() {
+            pr_err!(
+                "{}: metadata read_only, error at sector {} not remapped\n",
+                ti.device_name(),
+                self.layout.sector_of(unit)
+            );
+        }
     }
 
     /// Raises a dm event and logs a line when health or the spare-use band changed since the

@@ -38,6 +38,8 @@ pub(crate) enum PlaceError {
     SpareFails(BlkStatus),
     /// The remap could not be recorded in the table (no memory to grow it).
     NotRecorded,
+    /// The metadata mode is `read_only`: no spare unit may be consumed.
+    ReadOnly,
 }
 
 impl Remap {
@@ -136,6 +138,12 @@ impl Remap {
                     // Not the medium (timeout, transport, offline, no space, ...): no spare.
                     return status;
                 }
+                if !self.table.metadata_mode().records_changes() {
+                    // Metadata read_only: the error is returned as it is (rechecked under the
+                    // lock by `place_on_spare`).
+                    self.not_recorded_read_only(ti, unit);
+                    return status;
+                }
                 self.relocate(ti, bio, offset, unit, None)
             }
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
@@ -153,6 +161,15 @@ impl Remap {
                     return status;
                 }
                 self.relocate(ti, bio, offset, unit, Some(spare))
+            }
+            Some(Entry::Pending) if !self.table.metadata_mode().records_changes() => {
+                // Metadata read_only: the unit stays pending and its data goes to main.
+                let status = bio.io_part(&self.bioset, offset, len, &self.main, self.layout.sector_of(unit));
+                drop(counted);
+                if !status.is_ok() && status.may_be_medium() {
+                    self.not_recorded_read_only(ti, unit);
+                }
+                status
             }
             Some(Entry::Pending) => {
                 drop(counted);
@@ -218,6 +235,10 @@ impl Remap {
         unit: u64,
         mut write: impl FnMut(u64) -> BlkStatus,
     ) -> Result<u64, PlaceError> {
+        if !table.records_changes() {
+            self.not_recorded_read_only(ti, unit);
+            return Err(PlaceError::ReadOnly);
+        }
         let mut last = BlkStatus::IOERR;
         for _ in 0..RELOCATE_ATTEMPTS {
             let mut allocated = table.allocate();
@@ -287,7 +308,12 @@ impl Remap {
         // Only a failure that may be the medium's marks the unit pending.
         if status.may_be_medium() {
             let mut table = self.table.writer();
-            if table.lookup(unit).is_none() && table.set(unit, Entry::Pending).is_ok() && self.log_limit.allow() {
+            // In metadata mode read_only nothing new is recorded: the error is returned only.
+            if table.records_changes()
+                && table.lookup(unit).is_none()
+                && table.set(unit, Entry::Pending).is_ok()
+                && self.log_limit.allow()
+            {
                 pr_warn!("{}: read error, sector {} pending\n", ti.device_name(), self.layout.sector_of(unit));
             }
         }

@@ -365,7 +365,8 @@ impl Remap {
         }
         let mut table = self.table.writer();
         // A write may have remapped it meanwhile.
-        if table.lookup(unit).is_some() || table.set(unit, Entry::Pending).is_err() {
+        // In metadata mode read_only nothing new is recorded (the error is still counted).
+        if !table.records_changes() || table.lookup(unit).is_some() || table.set(unit, Entry::Pending).is_err() {
             return false;
         }
         self.scan.errors.fetch_add(1, Relaxed);

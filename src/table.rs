@@ -13,12 +13,13 @@
 use crate::dm::{DmDev, RcuBox, RcuReadGuard};
 use crate::persist::{CheckStart, CommitReport, Image};
 use crate::remap_core::metadata::{Layout as MetadataLayout, MainFingerprint, RemapBlock, RemapEntry};
+use crate::remap_core::metadata_mode::{MetadataEvent, MetadataMode};
 use crate::remap_core::region_map::{self, RegionMap};
 use crate::remap_core::remap_table::{self, Counts, Entry, InsertOutcome, Slot};
 use crate::remap_core::spare_alloc::{SpareAllocator, SpareExhausted};
 use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVVec};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -80,6 +81,10 @@ pub(crate) struct RemapTable {
     spare_used: AtomicU64,
     /// Changes wait for a commit (read lock-free by `end_io`).
     dirty: AtomicBool,
+    /// The metadata mode ([`MetadataMode::code`]): here, not in the target, because the live
+    /// table and one loaded to replace it share this table and must agree. Changed only under
+    /// the writer lock; read lock-free.
+    mode: AtomicU8,
 }
 
 impl RemapTable {
@@ -136,6 +141,7 @@ impl RemapTable {
             }
         }
         let spare_used = spare.used();
+        let mode = MetadataMode::at_load(image.needs_check());
         let writer = KBox::pin_init(
             new_mutex!(Writer { counts, capacity, spare, image }, "dm_remap_table_writer"),
             GFP_KERNEL,
@@ -149,7 +155,14 @@ impl RemapTable {
             pending: AtomicU64::new(pending_count),
             spare_used: AtomicU64::new(spare_used),
             dirty: AtomicBool::new(false),
+            mode: AtomicU8::new(mode.code()),
         })
+    }
+
+    /// The metadata mode. Lock-free: a writer that must act on it reads
+    /// [`TableWriter::mode`] under the lock instead.
+    pub(crate) fn metadata_mode(&self) -> MetadataMode {
+        MetadataMode::from_code(self.mode.load(Ordering::Acquire))
     }
 
     /// Changes wait for a commit. Lock-free.
@@ -282,13 +295,45 @@ impl TableWriter<'_> {
         self.table.dirty.store(true, Ordering::Release);
     }
 
+    /// The metadata mode; stable while the lock is held (only a commit under it changes it).
+    pub(crate) fn mode(&self) -> MetadataMode {
+        self.table.metadata_mode()
+    }
+
+    /// Whether new state may be recorded now (remaps, pending units, frees): see
+    /// [`MetadataMode::records_changes`].
+    pub(crate) fn records_changes(&self) -> bool {
+        self.mode().records_changes()
+    }
+
+    /// Applies the mode transition rule for `event`; entering a mode that needs a check sets
+    /// `needs_check` in the image, so that the first commit that succeeds writes it. Returns
+    /// the new mode.
+    fn mode_after(&mut self, event: MetadataEvent) -> MetadataMode {
+        let mode = self.mode().after(event);
+        if mode.needs_check() && !self.w.image.needs_check() {
+            self.w.image.set_needs_check();
+            self.changed();
+        }
+        self.table.mode.store(mode.code(), Ordering::Release);
+        mode
+    }
+
     /// Writes the changes to the spare's metadata copies (see `persist.rs`). Sleeps. Once a
-    /// copy holds them, the spare units freed before it are reusable.
+    /// copy holds them, the spare units freed before it are reusable. A commit that writes no
+    /// copy puts the table in `read_only` mode ([`MetadataMode::after`]).
     ///
     /// # Errors
     /// `EIO` if no copy could be written (the changes stay pending for the next commit, the
-    /// freed units stay held).
+    /// freed units stay held), `ERANGE` if the sequence number is exhausted.
     pub(crate) fn commit(&mut self, spare: &DmDev) -> Result<CommitReport> {
+        let result = self.commit_image(spare);
+        let event = if result.is_ok() { MetadataEvent::CommitSucceeded } else { MetadataEvent::CommitFailed };
+        self.mode_after(event);
+        result
+    }
+
+    fn commit_image(&mut self, spare: &DmDev) -> Result<CommitReport> {
         let high_water = self.w.spare.high_water();
         let table = self.table;
         let mut pending = |out: &mut [u64]| {

@@ -6,7 +6,7 @@
 //! `docs/status.md`:
 //!
 //! ```text
-//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health> <metadata_seq> <metadata_copies>/5 <metadata_repairs> <metadata_errors> <scan_state> <scan_progress>
+//! <format> <unit_sectors> <remaps> <pending> <spare_used>/<spare_total> <read_errors> <write_errors> <remap_failures> <health> <metadata_seq> <metadata_copies>/5 <metadata_repairs> <metadata_errors> <scan_state> <scan_progress> <metadata_mode>
 //! ```
 //!
 //! `<format>` is the version of this line's layout (1). New fields are only ever appended;
@@ -19,6 +19,7 @@
 //! <main_dev> <spare_dev> [<#feature_args> <feature_arg>...]
 //! ```
 
+use super::metadata_mode::MetadataMode;
 use super::scan::{at_least_percent, ScanReport};
 use super::table_line::Features;
 use core::fmt::{self, Write};
@@ -111,13 +112,16 @@ pub struct Counters {
     pub metadata_errors: u64,
     /// The background scan.
     pub scan: ScanReport,
+    /// Whether the target still records new state in its metadata (`write`), or not since a
+    /// commit failed or the spare needs a check (`read_only`).
+    pub metadata_mode: MetadataMode,
 }
 
 /// Writes the INFO status line.
 pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
     write!(
         w,
-        "{} {} {} {} {}/{} {} {} {} {} {} {}/5 {} {} {} {}",
+        "{} {} {} {} {}/{} {} {} {} {} {} {}/5 {} {} {} {} {}",
         INFO_FORMAT,
         c.unit_sectors,
         c.remaps,
@@ -133,7 +137,8 @@ pub fn write_info(w: &mut dyn Write, c: &Counters) -> fmt::Result {
         c.metadata_repairs,
         c.metadata_errors,
         c.scan.state.as_str(),
-        c.scan.percent()
+        c.scan.percent(),
+        c.metadata_mode.as_str()
     )
 }
 
@@ -198,6 +203,7 @@ pub(crate) fn sample_counters() -> Counters {
             rate_kib: 4096,
             interval_s: 86400,
         },
+        metadata_mode: MetadataMode::ReadOnly,
     }
 }
 
@@ -210,7 +216,7 @@ mod tests {
     fn info_line_has_documented_fields() {
         let mut s = String::new();
         write_info(&mut s, &sample_counters()).unwrap();
-        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 degraded 42 5/5 1 2 scanning 50");
+        assert_eq!(s, "1 8 3 1 4/1000 5 6 7 degraded 42 5/5 1 2 scanning 50 read_only");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! reverse of [`super::status::write_info`].
 //!
 //! Tolerant where the line may grow and strict where it may not: the layout `<format>` must be
-//! 1, the thirteen fields of format 1 must be there and well formed; the scan fields appended
-//! later (`<scan_state> <scan_progress>`) are optional, health and scan-state words this
-//! version does not know are kept as they are, and any further appended fields are ignored.
+//! 1, the thirteen fields of format 1 must be there and well formed; the fields appended
+//! later (`<scan_state> <scan_progress>`, then `<metadata_mode>`) are optional, health,
+//! scan-state and mode words this version does not know are kept as they are, and any further
+//! appended fields are ignored.
 
 use super::table_line::parse_decimal;
 
@@ -51,10 +52,14 @@ pub struct InfoStatus<S> {
     pub scan_state: Option<S>,
     /// Progress of the current scan pass, per cent (0..=100); `None` when not printed.
     pub scan_progress: Option<u32>,
+    /// Metadata mode (`write`, `read_only`, `fail`, or a newer word); `None` from a module
+    /// that does not print it.
+    pub metadata_mode: Option<S>,
 }
 
 impl<S> InfoStatus<S> {
-    /// The same status with `f` applied to each word (health, then scan state if present).
+    /// The same status with `f` applied to each word (health, then scan state and metadata
+    /// mode if present).
     pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> InfoStatus<T> {
         InfoStatus {
             unit_sectors: self.unit_sectors,
@@ -70,8 +75,9 @@ impl<S> InfoStatus<S> {
             metadata_copies: self.metadata_copies,
             metadata_repairs: self.metadata_repairs,
             metadata_errors: self.metadata_errors,
-            scan_state: self.scan_state.map(f),
+            scan_state: self.scan_state.map(&mut f),
             scan_progress: self.scan_progress,
+            metadata_mode: self.metadata_mode.map(f),
         }
     }
 }
@@ -151,6 +157,7 @@ pub fn parse_info(line: &str) -> Result<InfoStatus<&str>, StatusError> {
         (Some((at, _)), None) => return Err(StatusError::BadField(at.saturating_add(1))),
         _ => (None, None),
     };
+    let metadata_mode = next().ok().map(|(_, word)| word);
     Ok(InfoStatus {
         unit_sectors,
         remaps,
@@ -167,6 +174,7 @@ pub fn parse_info(line: &str) -> Result<InfoStatus<&str>, StatusError> {
         metadata_errors,
         scan_state,
         scan_progress,
+        metadata_mode,
     })
 }
 
@@ -187,7 +195,7 @@ mod tests {
         assert_eq!(info.health, "spare_full");
         assert_eq!((info.metadata_seq, info.metadata_copies), (42, 4));
         assert_eq!((info.metadata_repairs, info.metadata_errors), (1, 2));
-        assert_eq!((info.scan_state, info.scan_progress), (None, None));
+        assert_eq!((info.scan_state, info.scan_progress, info.metadata_mode), (None, None, None));
     }
 
     #[test]
@@ -195,8 +203,11 @@ mod tests {
         let info = parse_info("1 1 0 0 0/112640 0 0 0 spare_low 1 5/5 0 0 scanning 37").unwrap();
         assert_eq!(info.health, "spare_low");
         assert_eq!((info.scan_state, info.scan_progress), (Some("scanning"), Some(37)));
+        assert_eq!(info.metadata_mode, None);
+        let info = parse_info("1 1 0 0 0/9 0 0 0 ok 1 5/5 0 0 idle 0 read_only").unwrap();
+        assert_eq!(info.metadata_mode, Some("read_only"));
         let info = parse_info("1 1 0 0 0/9 0 0 0 newword 1 5/5 0 0 paused 0 77 more").unwrap();
-        assert_eq!((info.health, info.scan_state), ("newword", Some("paused")));
+        assert_eq!((info.health, info.scan_state, info.metadata_mode), ("newword", Some("paused"), Some("77")));
     }
 
     /// `Counters` (the module's view) and `InfoStatus` (a reader's) describe one line: what
@@ -220,16 +231,17 @@ mod tests {
             (c.metadata_seq, c.metadata_copies, c.metadata_repairs, c.metadata_errors)
         );
         assert_eq!((info.scan_state, info.scan_progress), (Some(c.scan.state.as_str()), Some(50)));
+        assert_eq!(info.metadata_mode, Some(c.metadata_mode.as_str()));
     }
 
     #[test]
     fn map_changes_only_the_words() {
-        let info = parse_info("1 8 3 1 4/1000 5 6 7 degraded 42 4/5 1 2 scanning 25").unwrap();
+        let info = parse_info("1 8 3 1 4/1000 5 6 7 degraded 42 4/5 1 2 scanning 25 read_only").unwrap();
         let lengths = info.map(str::len);
-        assert_eq!((lengths.health, lengths.scan_state), (8, Some(8)));
+        assert_eq!((lengths.health, lengths.scan_state, lengths.metadata_mode), (8, Some(8), Some(9)));
         assert_eq!(lengths.map(|_| ""), info.map(|_| ""));
         let old = parse_info("1 8 3 1 4/1000 5 6 7 ok 42 4/5 1 2").unwrap();
-        assert_eq!(old.map(str::len).scan_state, None);
+        assert_eq!((old.map(str::len).scan_state, old.map(str::len).metadata_mode), (None, None));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! dm-remap-v4 4.0.0, 1 device
 //! remap0 (dm-3): degraded  main 252:0  spare 252:1  unit 8 sectors
 //!     remaps 3  pending 1  spare 4/1000 units (0%)
-//!     errors: read 5  write 6  remap failures 7  metadata seq 42, 5/5 copies
+//!     errors: read 5  write 6  remap failures 7  metadata seq 42, 5/5 copies, read_only
 //!     scan: scanning  pass 2 done  50% of current  11 found  4096 KiB/s every 86400 s
 //! ```
 
@@ -58,8 +58,13 @@ pub fn write_device(w: &mut dyn Write, n: &DeviceNames<'_>, c: &Counters) -> fmt
     )?;
     writeln!(
         w,
-        "    errors: read {}  write {}  remap failures {}  metadata seq {}, {}/5 copies",
-        c.read_errors, c.write_errors, c.remap_failures, c.metadata_seq, c.metadata_copies
+        "    errors: read {}  write {}  remap failures {}  metadata seq {}, {}/5 copies, {}",
+        c.read_errors,
+        c.write_errors,
+        c.remap_failures,
+        c.metadata_seq,
+        c.metadata_copies,
+        c.metadata_mode.as_str()
     )?;
     let s = &c.scan;
     writeln!(

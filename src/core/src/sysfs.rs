@@ -34,6 +34,8 @@ pub enum DeviceAttr {
     Health,
     /// Sequence number of the last metadata commit.
     MetadataSeq,
+    /// The metadata mode word (see [`super::metadata_mode::MetadataMode`]).
+    MetadataMode,
     /// `off`, `idle` or `scanning`.
     ScanState,
     /// Progress of the current pass in per cent.
@@ -53,7 +55,7 @@ pub enum DeviceAttr {
 }
 
 /// A device folder's files, in the order they are created.
-pub const DEVICE_ATTRS: [DeviceAttr; 18] = [
+pub const DEVICE_ATTRS: [DeviceAttr; 19] = [
     DeviceAttr::Name,
     DeviceAttr::Remaps,
     DeviceAttr::Pending,
@@ -64,6 +66,7 @@ pub const DEVICE_ATTRS: [DeviceAttr; 18] = [
     DeviceAttr::RemapFailures,
     DeviceAttr::Health,
     DeviceAttr::MetadataSeq,
+    DeviceAttr::MetadataMode,
     DeviceAttr::ScanState,
     DeviceAttr::ScanProgress,
     DeviceAttr::ScanPosition,
@@ -99,6 +102,7 @@ impl DeviceAttr {
             Self::RemapFailures => c"remap_failures",
             Self::Health => c"health",
             Self::MetadataSeq => c"metadata_seq",
+            Self::MetadataMode => c"metadata_mode",
             Self::ScanState => c"scan_state",
             Self::ScanProgress => c"scan_progress",
             Self::ScanPosition => c"scan_position",
@@ -130,6 +134,7 @@ impl DeviceAttr {
             Self::RemapFailures => writeln!(w, "{}", c.remap_failures),
             Self::Health => writeln!(w, "{}", c.health.as_str()),
             Self::MetadataSeq => writeln!(w, "{}", c.metadata_seq),
+            Self::MetadataMode => writeln!(w, "{}", c.metadata_mode.as_str()),
             Self::ScanState => writeln!(w, "{}", s.state.as_str()),
             Self::ScanProgress => writeln!(w, "{}", s.percent()),
             Self::ScanPosition => writeln!(w, "{}", s.position),

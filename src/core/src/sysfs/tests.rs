@@ -23,6 +23,7 @@ fn every_device_file_holds_one_value_and_a_newline() {
         ("remap_failures", "7"),
         ("health", "degraded"),
         ("metadata_seq", "42"),
+        ("metadata_mode", "read_only"),
         ("scan_state", "scanning"),
         ("scan_progress", "50"),
         ("scan_position", "500"),
