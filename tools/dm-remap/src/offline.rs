@@ -5,7 +5,7 @@
 
 use crate::device::{Access, Device};
 use crate::error::{Error, Kind, Outcome, Result};
-use crate::spare::{inspect, repair, CopyState, Entries, Inspection};
+use crate::spare::{clear_needs_check, inspect, repair, CopyState, Entries, Inspection};
 use dm_remap_core::metadata::{Superblock, FLAG_NEEDS_CHECK};
 use serde::Serialize;
 use std::fmt::Write;
@@ -151,10 +151,20 @@ fn copies_text(inspection: &Inspection) -> String {
     out
 }
 
+/// Why a set `needs_check` flag matters, and what clears it.
+fn needs_check_message(path: &str) -> String {
+    format!(
+        "{path}: needs_check is set: a metadata commit failed while the device was active, so the \
+         kernel's state may have differed from the spare's; with the device removed, \
+         `dm-remap repair {path}` checks the copies and clears it"
+    )
+}
+
 fn summary_text(sb: &Superblock, chosen: usize) -> String {
     let l = &sb.layout;
+    let needs_check = if sb.needs_check() { "set" } else { "clear" };
     format!(
-        "uuid {}  seq {}  chosen copy {chosen}\n\
+        "uuid {}  seq {}  chosen copy {chosen}  needs_check {needs_check}\n\
          main: {} sectors, block size {}, id kind {}\n\
          layout: unit {} sectors, copy size {} sectors, data units {} from unit {}\n\
          entries: {} remapped, {} bad, {} pending\n",
@@ -173,10 +183,12 @@ fn summary_text(sb: &Superblock, chosen: usize) -> String {
     )
 }
 
-/// `check SPARE`: prints each copy's state; `Ok` only if all five are current.
+/// `check SPARE`: prints each copy's state; `Ok` only if all five are current and the
+/// `needs_check` flag is clear.
 ///
 /// # Errors
-/// [`Kind::Damaged`] (repairable), [`Kind::NoValidCopy`], [`Kind::NotASpare`], device errors.
+/// [`Kind::Damaged`] (repairable: damaged or stale copies, or `needs_check` set),
+/// [`Kind::NoValidCopy`], [`Kind::NotASpare`], device errors.
 pub fn check(path: &str) -> Outcome {
     let inspection = match Device::open(path, Access::Read).and_then(|mut dev| inspect(&mut dev)) {
         Ok(i) => i,
@@ -188,13 +200,18 @@ pub fn check(path: &str) -> Outcome {
     };
     out.push_str(&summary_text(sb, *chosen));
     if inspection.is_clean() {
+        if sb.needs_check() {
+            out.push_str("5 of 5 copies current, needs_check set\n");
+            return (out, Err(Error::new(Kind::Damaged, needs_check_message(path))));
+        }
         out.push_str("metadata ok: 5 of 5 copies current\n");
         return (out, Ok(()));
     }
     let bad = inspection.to_rewrite();
+    let also = if sb.needs_check() { "; needs_check is set too, which repair clears" } else { "" };
     (out, Err(Error::new(
         Kind::Damaged,
-        format!("{path}: {} of 5 copies damaged or stale ({bad:?}); `dm-remap repair {path}` rewrites them", bad.len()),
+        format!("{path}: {} of 5 copies damaged or stale ({bad:?}); `dm-remap repair {path}` rewrites them{also}", bad.len()),
     )))
 }
 
@@ -250,26 +267,45 @@ pub fn dump(path: &str, json: bool) -> Outcome {
     (out, Ok(()))
 }
 
-/// `repair SPARE`: rewrites damaged and stale copies from the chosen one; refuses (writing
-/// nothing) without a valid copy or while the spare is in use.
+/// `repair SPARE`: rewrites damaged and stale copies from the chosen one, checks all five
+/// again, then clears the `needs_check` flag if it is set; refuses (writing nothing) without a
+/// valid copy or while the spare is in use.
 ///
 /// # Errors
 /// [`Kind::Busy`], [`Kind::NoValidCopy`], [`Kind::NotASpare`], device errors, or
-/// [`Kind::Damaged`] if the copies do not check after the repair.
+/// [`Kind::Damaged`] if the copies do not check after the repair (`needs_check` then stays
+/// set).
 pub fn repair_cmd(path: &str) -> Result<String> {
     let mut dev = Device::open(path, Access::WriteExclusive)?;
     let inspection = inspect(&mut dev)?;
-    if inspection.chosen.is_some() && inspection.is_clean() {
+    let needs_check = |i: &Inspection| i.chosen.as_ref().is_some_and(|(_, sb, _)| sb.needs_check());
+    if inspection.chosen.is_some() && inspection.is_clean() && !needs_check(&inspection) {
         return Ok(format!("{path}: all 5 copies current; nothing written\n"));
     }
-    let rewritten = repair(&mut dev, &inspection)?;
-    let after = inspect(&mut dev)?;
+    let mut out = String::new();
+    if !inspection.is_clean() {
+        let rewritten = repair(&mut dev, &inspection)?;
+        let chosen = inspection.chosen.as_ref().map_or(0, |c| c.0);
+        out.push_str(&format!("{path}: rewrote copies {rewritten:?} from copy {chosen}\n"));
+    }
+    let mut after = inspect(&mut dev)?;
     if !after.is_clean() {
         return Err(Error::new(
             Kind::Damaged,
             format!("{path}: copies {:?} still damaged after the repair (failing spare?)", after.to_rewrite()),
         ));
     }
-    let chosen = inspection.chosen.as_ref().map_or(0, |c| c.0);
-    Ok(format!("{path}: rewrote copies {rewritten:?} from copy {chosen}; all 5 copies current\n"))
+    if needs_check(&after) {
+        let seq = clear_needs_check(&mut dev, &after)?;
+        after = inspect(&mut dev)?;
+        if !after.is_clean() || needs_check(&after) {
+            return Err(Error::new(
+                Kind::Damaged,
+                format!("{path}: copies {:?} do not hold the cleared flag (failing spare?)", after.to_rewrite()),
+            ));
+        }
+        out.push_str(&format!("{path}: all 5 copies checked; needs_check cleared (seq {seq})\n"));
+    }
+    out.push_str(&format!("{path}: all 5 copies current\n"));
+    Ok(out)
 }

@@ -14,9 +14,9 @@
 use crate::device::Device;
 use crate::error::{Error, Kind, Result};
 use dm_remap_core::metadata::{
-    choose, classify, decode_block, decode_superblock, encode_superblock, probe_sectors,
-    BlockKind, BlockPos, Classification, CopyChecker, Fed, FormatError, RemapEntry, Superblock,
-    BLOCK_BYTES, BLOCK_SECTORS, COPIES,
+    choose, classify, decode_block, decode_superblock, encode_superblock, next_seq,
+    probe_sectors, BlockKind, BlockPos, Classification, CopyChecker, Fed, FormatError,
+    RemapEntry, Superblock, BLOCK_BYTES, BLOCK_SECTORS, COPIES, FLAG_NEEDS_CHECK,
 };
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
@@ -311,6 +311,41 @@ pub fn repair(dev: &mut Device, inspection: &Inspection) -> Result<Vec<usize>> {
         dev.sync()?;
     }
     Ok(targets)
+}
+
+/// Clears the `needs_check` flag of a spare whose five copies are all current (checked by
+/// the caller's `inspection`): writes each copy's superblock again, the flag cleared and the
+/// sequence number one higher, copy after copy, each made durable before the next, as a kernel
+/// commit writes them. The blocks stay as they are (a block older than its superblock is
+/// valid). A crash in between leaves copies at the old and the new number: the newest (flag
+/// clear) is chosen and the others are stale, rewritten by the next load or `repair`. Returns
+/// the new sequence number.
+///
+/// # Errors
+/// [`Kind::Damaged`] if a copy is not current or the sequence number is exhausted (nothing
+/// written), [`Kind::NoValidCopy`], [`Kind::Device`] on an I/O error.
+pub fn clear_needs_check(dev: &mut Device, inspection: &Inspection) -> Result<u64> {
+    let Some((_, sb, _)) = &inspection.chosen else {
+        return Err(Error::new(Kind::NoValidCopy, format!("{}: no valid metadata copy; nothing written", dev.path)));
+    };
+    if !inspection.is_clean() {
+        return Err(Error::new(
+            Kind::Damaged,
+            format!("{}: copies {:?} not current; needs_check left set", dev.path, inspection.to_rewrite()),
+        ));
+    }
+    let seq = next_seq(sb.seq)
+        .ok_or_else(|| Error::new(Kind::Damaged, format!("{}: sequence number exhausted; nothing written", dev.path)))?;
+    let layout = sb.layout;
+    for copy in 0..COPIES {
+        let mut block = [0u8; BLOCK_BYTES];
+        let cleared = Superblock { copy_index: copy as u32, seq, flags: sb.flags & !FLAG_NEEDS_CHECK, ..*sb };
+        encode_superblock(&cleared, &mut block).map_err(|e| changed(dev, e))?;
+        let at = layout.block_sector(copy, BlockPos::Superblock).ok_or_else(|| changed(dev, FormatError::BadCopyIndex))?;
+        dev.write_block(at, &block)?;
+        dev.sync()?;
+    }
+    Ok(seq)
 }
 
 fn changed(dev: &Device, e: FormatError) -> Error {

@@ -117,8 +117,8 @@ pub fn device_status(dev: &RemapDevice, info_line: &str, sysfs_root: &Path) -> R
 /// The human table: one line per device.
 pub fn status_table(devices: &[DeviceStatus]) -> String {
     let mut out = format!(
-        "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}\n",
-        "NAME", "HEALTH", "REMAPS", "PENDING", "SPARE USED", "ERRORS R/W", "SCAN", "META SEQ"
+        "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10} {}\n",
+        "NAME", "HEALTH", "REMAPS", "PENDING", "SPARE USED", "ERRORS R/W", "SCAN", "META SEQ", "META MODE"
     );
     for DeviceStatus { name, info: d, .. } in devices {
         let percent = if d.spare_total == 0 { 0.0 } else { 100.0 * d.spare_used as f64 / d.spare_total as f64 };
@@ -130,10 +130,11 @@ pub fn status_table(devices: &[DeviceStatus]) -> String {
             _ => "-".into(),
         };
         let meta = format!("{} {}/5", d.metadata_seq, d.metadata_copies);
+        let mode = d.metadata_mode.as_deref().unwrap_or("-");
         let _ = writeln!(
             out,
-            "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10}",
-            name, d.health, d.remaps, d.pending, spare, errors, scan, meta
+            "{:<16} {:<10} {:>8} {:>8} {:>22} {:>13} {:<14} {:>10} {}",
+            name, d.health, d.remaps, d.pending, spare, errors, scan, meta, mode
         );
     }
     out

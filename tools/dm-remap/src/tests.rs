@@ -260,6 +260,63 @@ fn zeroed_and_foreign_devices_are_not_spares() {
     assert_eq!(kind(&offline::check("/nonexistent/spare")), Some(Kind::Device));
 }
 
+/// Sets `needs_check` in every copy's superblock of `image` (as a kernel commit after a failed
+/// one writes it).
+fn set_needs_check(image: &Image) {
+    for copy in 0..COPIES {
+        let sb = Superblock {
+            copy_index: copy as u32,
+            flags: dm_remap_core::metadata::FLAG_NEEDS_CHECK,
+            remap_count: REMAPS.len() as u64,
+            pending_count: PENDING.len() as u64,
+            ..image.superblock
+        };
+        let mut block = [0u8; BLOCK_BYTES];
+        encode_superblock(&sb, &mut block).unwrap();
+        image.put(copy, BlockPos::Superblock, &block);
+    }
+}
+
+#[test]
+fn needs_check_is_reported_dumped_and_cleared_by_repair_only() {
+    let image = Image::new("needs-check", 1, &REMAPS, &PENDING, 6);
+    set_needs_check(&image);
+    assert!(states(image.path()).iter().all(|s| *s == CopyState::Current));
+    let (text, result) = offline::check(image.path());
+    assert_eq!(kind(&(text.clone(), result.clone())), Some(Kind::Damaged), "{text}");
+    let message = result.unwrap_err().message;
+    assert!(message.contains("needs_check") && message.contains("dm-remap repair"), "{message}");
+    assert!(text.contains("needs_check set"), "{text}");
+    let (text, result) = offline::dump(image.path(), false);
+    result.unwrap();
+    assert!(text.contains("needs_check set"), "{text}");
+    let (text, _) = offline::dump(image.path(), true);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["superblock"]["needs_check"], true);
+    let report = offline::repair_cmd(image.path()).unwrap();
+    assert!(report.contains("needs_check cleared (seq 7)"), "{report}");
+    let (text, result) = offline::check(image.path());
+    assert!(result.is_ok(), "{text}");
+    assert!(text.contains("needs_check clear") && text.contains("seq 7"), "{text}");
+    // The entries are those of before.
+    let (text, _) = offline::dump(image.path(), false);
+    assert!(text.contains("90000 pending") && text.contains("77777 "), "{text}");
+    assert!(offline::repair_cmd(image.path()).unwrap().contains("nothing written"));
+}
+
+#[test]
+fn a_damaged_copy_and_needs_check_are_both_repaired() {
+    let image = Image::new("needs-check-damaged", 1, &REMAPS, &PENDING, 3);
+    set_needs_check(&image);
+    image.damage(2, BlockPos::Remap(0));
+    let (text, result) = offline::check(image.path());
+    let message = result.unwrap_err().message;
+    assert!(message.contains("damaged or stale") && message.contains("needs_check"), "{message} {text}");
+    let report = offline::repair_cmd(image.path()).unwrap();
+    assert!(report.contains("rewrote copies [2]") && report.contains("needs_check cleared (seq 4)"), "{report}");
+    assert!(offline::check(image.path()).1.is_ok());
+}
+
 #[test]
 fn repair_of_a_clean_spare_writes_nothing() {
     let image = Image::new("noop", 1, &REMAPS, &PENDING, 5);
@@ -526,14 +583,16 @@ fn sysfs_with_r0(tag: &str) -> (PathBuf, dm::RemapDevice) {
 #[test]
 fn status_merges_the_info_line_and_sysfs() {
     let (root, dev) = sysfs_with_r0("sysfs");
-    let line = "1 1 2 1 3/112640 4 5 0 degraded 9 5/5 0 0 scanning 42";
+    let line = "1 1 2 1 3/112640 4 5 0 degraded 9 5/5 0 0 scanning 42 read_only";
     let st = status::device_status(&dev, line, &root).unwrap();
+    assert_eq!(st.info.metadata_mode.as_deref(), Some("read_only"));
     assert_eq!((st.kernel_name.as_str(), st.info.remaps, st.info.pending, st.info.spare_used), ("dm-3", 2, 1, 3));
     assert_eq!((st.info.scan_state.as_deref(), st.info.scan_progress), (Some("scanning"), Some(42)));
     let sysfs = st.sysfs.as_ref().unwrap();
     assert_eq!(sysfs.get("health").map(String::as_str), Some("degraded"));
     let table = status::status_table(&[st]);
     assert!(table.contains("r0") && table.contains("scanning 42%") && table.contains("3/112640"), "{table}");
+    assert!(table.contains("META MODE") && table.lines().nth(1).unwrap().ends_with(" read_only"), "{table}");
     // An older module: no scan fields, no sysfs folder.
     let st = status::device_status(&dev, "1 8 0 0 0/100 0 0 0 ok 1 5/5 0 0", Path::new("/nonexistent")).unwrap();
     assert_eq!((st.info.scan_state, st.sysfs), (None, None));
@@ -545,7 +604,7 @@ fn status_merges_the_info_line_and_sysfs() {
 #[test]
 fn status_json_is_pinned() {
     let (root, dev) = sysfs_with_r0("sysfs-json");
-    let line = "1 8 2 1 3/112640 4 5 6 degraded 9 4/5 7 8 scanning 42";
+    let line = "1 8 2 1 3/112640 4 5 6 degraded 9 4/5 7 8 scanning 42 read_only";
     let st = status::device_status(&dev, line, &root).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
     let expected = r#"{
@@ -571,6 +630,7 @@ fn status_json_is_pinned() {
   "metadata_errors": 8,
   "scan_state": "scanning",
   "scan_progress": 42,
+  "metadata_mode": "read_only",
   "sysfs": {
     "health": "degraded",
     "scan_progress": "42"
@@ -604,6 +664,7 @@ fn status_json_is_pinned() {
     "metadata_errors": 0,
     "scan_state": null,
     "scan_progress": null,
+    "metadata_mode": null,
     "sysfs": null
   }
 ]
