@@ -9,7 +9,7 @@ SYSFS=/sys/kernel/dm-remap-v4
 
 # INFO status fields (docs/status.md).
 F_REMAPS=3 F_PENDING=4 F_SPARE=5 F_READ_ERRORS=6 F_WRITE_ERRORS=7 F_REMAP_FAILURES=8 F_HEALTH=9
-F_META_SEQ=10 F_META_REPAIRS=12 F_SCAN_STATE=14 F_SCAN_PROGRESS=15
+F_META_SEQ=10 F_META_REPAIRS=12 F_SCAN_STATE=14 F_SCAN_PROGRESS=15 F_META_MODE=16
 
 field() { # DEV N
     dmr_status_field "$@"
@@ -82,6 +82,8 @@ test_sysfs_files_match_status() {
     assert_eq "$(cat "$d/metadata_seq")" "$(field r0 $F_META_SEQ)" "metadata_seq"
     assert_eq "$(cat "$d/scan_state")" "$(field r0 $F_SCAN_STATE)" "scan_state"
     assert_eq "$(cat "$d/scan_progress")" "$(field r0 $F_SCAN_PROGRESS)" "scan_progress"
+    assert_eq "$(cat "$d/metadata_mode")" "$(field r0 $F_META_MODE)" "metadata_mode"
+    assert_eq "$(cat "$d/metadata_mode")" write "metadata_mode of a working device"
     assert_eq "$(cat $SYSFS/read_errors)" 1 "module-wide read errors"
     assert_eq "$(cat $SYSFS/remaps_made)" 1 "module-wide remaps made"
     # Settings: valid values are taken, garbage is refused with the value unchanged.
@@ -101,7 +103,7 @@ test_sysfs_files_match_status() {
     done
     assert_write_refused $SYSFS/scan_rate_kib 10
     # Read-only files refuse writes, even from root.
-    for f in remaps pending health name scan_state; do
+    for f in remaps pending health name scan_state metadata_mode; do
         assert_write_refused "$d/$f" 5
     done
     assert_write_refused $SYSFS/devices 5

@@ -261,3 +261,99 @@ $((s + 1)) $((DUR_SPARE_SECTORS - s - 1)) linear $SPARE $((s + 1))"
     assert_data y512 /dev/mapper/r0 $((u * 512)) direct
     assert_data y512 "$MAIN" $((u * 512)) direct
 }
+
+# Metadata mode: INFO status field 16 (docs/status.md).
+dur_mode() { # DEV
+    dmr_status_field "$1" 16
+}
+
+# dm event counter of NAME.
+dur_events() { # NAME
+    dmsetup info -c --noheadings -o events "$1" | tr -d ' '
+}
+
+# Gives dspare a table whose metadata area (the 5 copies, sectors 0..DATA_START, before the
+# data area: docs/metadata-format.md) is the error target, the data area still linear over
+# SPARE; or, with no argument, the plain linear table again. Takes effect at the resume.
+dur_spare_metadata_errors() { # [DATA_START]
+    if [[ -n ${1:-} ]]; then
+        printf '0 %d error\n%d %d linear %s %d\n' "$1" "$1" $((DUR_SPARE_SECTORS - $1)) "$SPARE" "$1" |
+            dmsetup reload dspare
+    else
+        dmsetup reload dspare --table "0 $DUR_SPARE_SECTORS linear $SPARE 0"
+    fi
+    dmsetup resume dspare
+}
+
+# A commit that writes no metadata copy puts the device in metadata mode read_only (docs/design.md,
+# "Metadata failure mode"): a dm event, the flush fails, a new write error is not remapped and
+# no spare is consumed, a failed read marks nothing pending, remap messages are refused, the
+# remaps made before keep working; once the spare works again a commit succeeds and writes
+# needs_check, so the device comes back read_only until `dm-remap repair` clears it.
+test_durability_failed_commit_enters_read_only() {
+    local b1=$((8 * 1000 + 3)) b2=$((8 * 2000 + 1)) b3=$((8 * 4000 + 2)) data_start ev used failures out sys logs
+    dmr_load
+    dur_stack
+    assert_eq "$(dur_mode r0)" write "metadata mode after create"
+    data_start=$(first_spare_sector r0 /dev/mapper/dspare)
+    dmsetup message dust 0 addbadblock $b1 255
+    random_file x 1
+    head -c 4096 x >x4k
+    # A write over b1 (O_DIRECT, no fsync), relocated by the worker: a remap that waits for a
+    # commit.
+    dd if=x4k of=/dev/mapper/r0 bs=4096 seek=$((b1 / 8)) oflag=direct conv=notrunc status=none
+    assert_match "$(dmsetup message r0 0 list)" "^$b1 [0-9]+$" "remaps after the write over $b1"
+    dur_spare_metadata_errors "$data_start"
+    ev=$(dur_events r0)
+    assert_fails dmsetup message r0 0 commit
+    assert_eq "$(dur_mode r0)" read_only "metadata mode after the failed commit"
+    (($(dur_events r0) > ev)) || fail "no dm event for the mode change (events $ev -> $(dur_events r0))"
+    dmesg | grep -q "metadata mode read_only" || fail "no log line for the mode change"
+    sys=/sys/kernel/dm-remap-v4/dm-$(dmsetup info -c --noheadings -o minor r0 | tr -d ' ')
+    assert_eq "$(cat "$sys/metadata_mode")" read_only "sysfs metadata_mode"
+    # A flush retries the commit, which fails again: the flush fails.
+    assert_fails dd if=x4k of=/dev/mapper/r0 bs=4096 seek=100 oflag=direct conv=fsync,notrunc status=none
+    # A new write error is returned, not remapped; no spare is consumed.
+    used=$(dmr_status_field r0 5)
+    failures=$(dmr_status_field r0 8)
+    dmsetup message dust 0 addbadblock $b2 255
+    assert_fails dd if=x4k of=/dev/mapper/r0 bs=4096 seek=$((b2 / 8)) oflag=direct conv=notrunc status=none
+    assert_eq "$(dmr_status_field r0 5)" "$used" "spare use after a write error in read_only"
+    (($(dmr_status_field r0 8) > failures)) || fail "the unremapped write error is not a remap failure"
+    # A failed read marks nothing pending; the messages that record state are refused.
+    dmsetup message dust 0 addbadblock $b3
+    assert_fails dd if=/dev/mapper/r0 of=/dev/null bs=512 skip=$b3 count=1 iflag=direct status=none
+    assert_eq "$(dmr_status_field r0 4)" 0 "pending units after a failed read in read_only"
+    assert_fails dmsetup message r0 0 remap 40000
+    assert_fails dmsetup message r0 0 unremap $b1
+    out=$(dmsetup message r0 0 list)
+    assert_match "$out" "^$b1 [0-9]+$" "remaps in read_only (only $b1)"
+    # The remap made before the failure is served.
+    assert_data x4k /dev/mapper/r0 $((b1 / 8 * 4096)) direct
+    # The spare works again: the retried commit succeeds, the mode stays read_only.
+    dur_spare_metadata_errors
+    dmsetup message r0 0 commit
+    assert_eq "$(dur_mode r0)" read_only "metadata mode after a successful retry"
+    # A table reload shares the in-core table: the new table keeps the mode.
+    dmsetup reload r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
+    dmsetup resume r0
+    assert_eq "$(dur_mode r0)" read_only "metadata mode after a table reload"
+    # A new table loads needs_check from the spare: read_only, and the log names the repair.
+    dmsetup remove r0
+    logs=$(dmesg | grep -c "dm-remap repair" || true)
+    dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
+    assert_eq "$(dur_mode r0)" read_only "metadata mode of a new table over a spare with needs_check"
+    (($(dmesg | grep -c "dm-remap repair") > logs)) || fail "no log line naming dm-remap repair at create"
+    assert_eq "$(dmsetup message r0 0 list)" "$out" "remaps after re-creating the device"
+    dmsetup remove r0
+    # The offline tool: check reports needs_check, repair clears it.
+    expect_exit 5 check /dev/mapper/dspare
+    assert_match "$(cat err)" "needs_check.*dm-remap repair" "check's message"
+    cli repair /dev/mapper/dspare | tee out
+    assert_match "$(cat out)" "needs_check cleared" "repair output"
+    cli check /dev/mapper/dspare >/dev/null
+    dmsetup create r0 --table "$(dmr_table /dev/mapper/dust /dev/mapper/dspare)"
+    assert_eq "$(dur_mode r0)" write "metadata mode after the repair"
+    assert_match "$(dmsetup message r0 0 list)" "^$b1 [0-9]+$" "remaps after the repair"
+    assert_data x4k /dev/mapper/r0 $((b1 / 8 * 4096)) direct
+}

@@ -66,7 +66,8 @@ test_cli_create_status_remove() {
     read -r -a f <<<"$st"
     # f[0] is the layout version; the fields follow in docs/status.md order.
     for field in "unit_sectors 1" "remaps 2" "pending 3" "read_errors 5" "write_errors 6" \
-        "remap_failures 7" "health 8" "metadata_seq 9" "metadata_repairs 11" "metadata_errors 12"; do
+        "remap_failures 7" "health 8" "metadata_seq 9" "metadata_repairs 11" "metadata_errors 12" \
+        "metadata_mode 15"; do
         read -r name index <<<"$field"
         assert_eq "$(json "d['$name']" <status.json)" "${f[index]}" "status --json $name against dmsetup status"
     done
@@ -75,7 +76,7 @@ test_cli_create_status_remove() {
     local dir
     dir=/sys/kernel/dm-remap-v4/$(json "d['kernel_name']" <status.json)
     if [[ -d $dir ]]; then
-        for field in remaps pending spare_used spare_total health metadata_seq; do
+        for field in remaps pending spare_used spare_total health metadata_seq metadata_mode; do
             assert_eq "$(json "d['sysfs']['$field']" <status.json)" "$(cat "$dir/$field")" "sysfs $field"
             assert_eq "$(json "d['$field']" <status.json)" "$(cat "$dir/$field")" "status field $field against sysfs"
         done
