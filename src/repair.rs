@@ -117,7 +117,8 @@ impl Remap {
             Some(Entry::Remapped { spare } | Entry::Moving { spare }) => {
                 bio.io_part(&self.bioset, offset, len, &self.spare, self.layout.sector_of(spare))
             }
-            Some(Entry::Pending) if bio.is_write_zeroes() => {
+            // In metadata mode read_only the unit stays pending and is zeroed on main.
+            Some(Entry::Pending) if bio.is_write_zeroes() && self.table.metadata_mode().records_changes() => {
                 drop(counted);
                 self.relocate(ti, bio, offset, unit, None)
             }
