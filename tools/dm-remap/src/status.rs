@@ -42,9 +42,20 @@ pub fn health_exit_code(health: &str) -> u8 {
     }
 }
 
-/// The exit status of `status` for `devices`: the worst of their health codes, 0 if none.
+/// The exit status of one device: its health code, or [`EXIT_SPARE_FULL_OR_FAILED`] when
+/// its metadata mode is not `write` (a commit failed: no new remaps until `dm-remap repair`,
+/// docs/design.md "Metadata failure mode"), whatever its health word says.
+pub fn device_exit_code(device: &DeviceStatus) -> u8 {
+    let health = health_exit_code(&device.info.health);
+    match device.info.metadata_mode.as_deref() {
+        Some(mode) if mode != "write" => EXIT_SPARE_FULL_OR_FAILED,
+        _ => health,
+    }
+}
+
+/// The exit status of `status` for `devices`: the worst of their codes, 0 if none.
 pub fn status_exit_code(devices: &[DeviceStatus]) -> u8 {
-    devices.iter().map(|d| health_exit_code(&d.info.health)).max().unwrap_or(0)
+    devices.iter().map(device_exit_code).max().unwrap_or(0)
 }
 
 /// How `status` prints.

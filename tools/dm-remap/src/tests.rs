@@ -723,6 +723,18 @@ fn status_exits_by_the_worst_health_outside_the_error_codes() {
     assert_eq!(status::status_exit_code(std::slice::from_ref(&full)), 22);
 }
 
+/// A device whose metadata is read-only (a commit failed) is not "ok" for a script, whatever
+/// its health word: it makes no new remaps until `dm-remap repair`.
+#[test]
+fn status_exit_code_counts_read_only_metadata_as_failed() {
+    let write = status_of("1 1 0 0 0/100 0 0 0 ok 1 5/5 0 0 idle 0 write");
+    let read_only = status_of("1 1 0 0 0/100 0 0 0 ok 2 5/5 0 1 idle 0 read_only");
+    let degraded_read_only = status_of("1 1 0 1 0/100 1 0 0 degraded 2 5/5 0 1 idle 0 read_only");
+    assert_eq!(status::status_exit_code(std::slice::from_ref(&write)), 0);
+    assert_eq!(status::status_exit_code(std::slice::from_ref(&read_only)), 22);
+    assert_eq!(status::status_exit_code(std::slice::from_ref(&degraded_read_only)), 22);
+}
+
 #[test]
 fn prometheus_metrics_name_each_figure_with_device_and_health_labels() {
     let mut st = status_of("1 8 2 1 3/112640 4 5 6 degraded 9 4/5 7 8 scanning 42 write");
